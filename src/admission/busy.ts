@@ -1,0 +1,50 @@
+// "Server busy", said explicitly: HTTP 503 + Retry-After + Connection: close, or for raw TCP a
+// busy line or a reset. Never a silent close, never a hang.
+import type { Socket } from 'node:net';
+import type { Protocol } from '../options.js';
+
+/** Why a connection was told busy. Label values of acceptor_connections_rejected_total. */
+export type RejectReason = 'queue_full' | 'queue_timeout' | 'shutting_down' | 'no_worker' | 'worker_full';
+export const REJECT_REASONS: readonly RejectReason[] = ['queue_full', 'queue_timeout', 'shutting_down', 'no_worker', 'worker_full'];
+
+/** How long a refused socket may stay open waiting for the client to close after reading "busy". */
+const LINGER_MS = 2000;
+
+export type Refuse = (socket: Socket) => void;
+
+const swallow = (): void => {};
+function closeOnTimeout(this: Socket): void {
+  this.destroy();
+}
+
+export function busyPayload(protocol: Protocol, retryAfter: number, tcpBusy: string): Buffer | 'reset' {
+  if (protocol === 'tcp') return tcpBusy === 'reset' ? 'reset' : Buffer.from(tcpBusy);
+  const body = 'server busy\n';
+  return Buffer.from(
+    'HTTP/1.1 503 Service Unavailable\r\n' +
+      `Retry-After: ${retryAfter}\r\n` +
+      'Connection: close\r\n' +
+      'Content-Type: text/plain\r\n' +
+      `Content-Length: ${body.length}\r\n\r\n${body}`,
+  );
+}
+
+/**
+ * Returns the refusal for one protocol, built once. The socket is read and discarded while the
+ * answer is written: closing with unread request bytes would make the kernel send a reset,
+ * which can destroy the 503 in the client's receive buffer before the client reads it.
+ */
+export function makeRefuse(payload: Buffer | 'reset'): Refuse {
+  if (payload === 'reset') {
+    return (socket) => {
+      socket.on('error', swallow);
+      socket.resetAndDestroy();
+    };
+  }
+  return (socket) => {
+    socket.on('error', swallow);
+    socket.setTimeout(LINGER_MS, closeOnTimeout);
+    socket.resume();
+    socket.end(payload);
+  };
+}

@@ -1,0 +1,42 @@
+#!/usr/bin/env node
+// `acceptor`: options from flags and ACCEPTOR_* env. Exit 2 for a bad option, 1 for a failed
+// start (bind, resolve), 0 after a clean drain on SIGTERM / SIGINT. SIGHUP reloads.
+import { readFileSync } from 'node:fs';
+import { helpText, OptionError, parseArgv } from './options.js';
+import { startAcceptor, type Acceptor } from './primary/acceptor.js';
+
+function fail(code: number, message: string): never {
+  process.stderr.write(`acceptor: ${message}\n`);
+  process.exit(code);
+}
+
+let acceptor: Acceptor;
+try {
+  const parsed = parseArgv(process.argv.slice(2));
+  if (parsed === 'help') {
+    process.stdout.write(helpText());
+    process.exit(0);
+  }
+  if (parsed === 'version') {
+    const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
+    process.stdout.write(`${pkg.version}\n`);
+    process.exit(0);
+  }
+  acceptor = await startAcceptor(parsed);
+} catch (err) {
+  if (err instanceof OptionError) fail(2, err.message);
+  fail(1, (err as Error).message);
+}
+
+let signals = 0;
+const stop = (signal: NodeJS.Signals): void => {
+  if (++signals > 1) {
+    acceptor.log.warn({ signal }, 'second signal: exiting without waiting for the drain');
+    process.exit(1);
+  }
+  acceptor.log.info({ signal }, 'signal received');
+  void acceptor.close().then((code) => process.exit(code));
+};
+process.on('SIGTERM', stop);
+process.on('SIGINT', stop);
+process.on('SIGHUP', () => void acceptor.reload());

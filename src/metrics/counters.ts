@@ -1,0 +1,21 @@
+// Plain counters bumped on the accept path (a number increment, nothing more); the Prometheus
+// collectors read them at scrape time.
+import { REJECT_REASONS } from '../admission/busy.js';
+
+/** Connections that ended in error rather than served or refused (label `reason`). */
+export type ErrorReason = 'worker_exit' | 'handoff_failed' | 'bad_request' | 'client_reset' | 'timeout' | 'handler_error';
+export const ERROR_REASONS: readonly ErrorReason[] = ['worker_exit', 'handoff_failed', 'bad_request', 'client_reset', 'timeout', 'handler_error'];
+
+/** Why a worker was replaced (label `reason` of acceptor_worker_restarts_total). */
+export type RestartReason = 'crash' | 'startup' | 'watchdog' | 'reload';
+export const RESTART_REASONS: readonly RestartReason[] = ['crash', 'startup', 'watchdog', 'reload'];
+
+const zeroes = <K extends string>(keys: readonly K[]): Record<K, number> =>
+  Object.fromEntries(keys.map((k) => [k, 0])) as Record<K, number>;
+
+export class Counters {
+  accepted = 0;
+  readonly rejected = zeroes(REJECT_REASONS);
+  readonly errors = zeroes(ERROR_REASONS);
+  readonly restarts = zeroes(RESTART_REASONS);
+}

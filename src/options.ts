@@ -1,0 +1,251 @@
+// The one options object shared by the CLI, the environment and the library API.
+// Every option is declared once in SPECS: its flag, default, parser and help text.
+import { availableParallelism } from 'node:os';
+import { existsSync } from 'node:fs';
+import { resolve } from 'node:path';
+
+export type Strategy = 'handoff' | 'round-robin' | 'shared' | 'reuseport';
+export type Protocol = 'http' | 'tcp';
+export type LogLevel = 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
+export type LogFormat = 'json' | 'pretty';
+
+export interface AcceptorOptions {
+  /** Host name or address to bind; undefined = all interfaces (`::` dual stack, else 0.0.0.0). */
+  host: string | undefined;
+  /** TCP port; 0 picks a free one. Default `$PORT` or 8080. */
+  port: number;
+  /** Connections that may wait for a worker before the next is told busy. Default 511. */
+  backlog: number;
+  /** Worker processes. Default: os.availableParallelism(). */
+  workers: number;
+  /** Concurrent connections per worker before it counts as full. Default 1024. */
+  maxConnections: number;
+  /** How connections reach workers. Default `handoff` (the only one with exact admission). */
+  strategy: Strategy;
+  /** `http` (503 when busy) or `tcp` (busy line or reset). Default `http`. */
+  protocol: Protocol;
+  /** Module whose default export is the request (http) or connection (tcp) listener. */
+  handler: string | undefined;
+  /** Serve /metrics at all. Default true. */
+  metrics: boolean;
+  /** Address of the /metrics listener. Default 127.0.0.1 (loopback only). */
+  metricsHost: string;
+  /** Port of the /metrics listener; 0 picks a free one. Default 9464. */
+  metricsPort: number;
+  /** Bearer token required on /metrics when set. Default none. */
+  metricsToken: string | undefined;
+  /** Milliseconds in-flight work may take to finish on SIGTERM / reload. Default 10000. */
+  drainTimeout: number;
+  /** Milliseconds a connection may wait in the primary's queue before it is told busy. Default 10000. */
+  queueTimeout: number;
+  /** Seconds sent in `Retry-After` with a 503. Default 1. */
+  retryAfter: number;
+  /** Line written to a refused TCP client, or `reset` to refuse with a TCP reset. Default `busy\r\n`. */
+  tcpBusy: string;
+  /** Milliseconds to receive a request's headers (slowloris guard). Default 10000. */
+  headersTimeout: number;
+  /** Milliseconds to receive a whole request. Default 30000. */
+  requestTimeout: number;
+  /** Milliseconds an idle keep-alive connection stays open. Default 5000. */
+  keepAliveTimeout: number;
+  /** Milliseconds without any traffic before a connection is closed (tcp protocol too). Default 120000. */
+  idleTimeout: number;
+  /** Milliseconds a worker's event loop may stall before the watchdog replaces it; 0 = off. Default 5000. */
+  watchdog: number;
+  /** pino level. Default `info`. */
+  logLevel: LogLevel;
+  /** `json` (default) or `pretty` for people at a terminal. */
+  logFormat: LogFormat;
+}
+
+/** Thrown for a bad option value; the CLI prints its message and exits 2. */
+export class OptionError extends Error {
+  constructor(readonly option: string, message: string) {
+    super(message);
+    this.name = 'OptionError';
+  }
+}
+
+type Parse<T> = (raw: string, flag: string) => T;
+
+interface Spec<K extends keyof AcceptorOptions> {
+  key: K;
+  flag: string;
+  arg: string;
+  help: string;
+  def: () => AcceptorOptions[K];
+  defHelp: string;
+  parse: Parse<AcceptorOptions[K]>;
+  boolean?: true;
+}
+
+const bad = (flag: string, raw: string, want: string): OptionError =>
+  new OptionError(flag, `invalid --${flag} ${JSON.stringify(raw)}: expected ${want}`);
+
+function int(min: number, max: number): Parse<number> {
+  return (raw, flag) => {
+    const n = /^\s*\d+\s*$/.test(raw) ? Number(raw) : NaN;
+    if (!Number.isSafeInteger(n) || n < min || n > max) throw bad(flag, raw, `an integer from ${min} to ${max}`);
+    return n;
+  };
+}
+
+/** Milliseconds: `250`, `250ms`, `10s`, `2m`. */
+function duration(min: number): Parse<number> {
+  return (raw, flag) => {
+    const m = /^\s*(\d+(?:\.\d+)?)\s*(ms|s|m)?\s*$/.exec(raw);
+    const n = m ? Number(m[1]) * (m[2] === 's' ? 1000 : m[2] === 'm' ? 60000 : 1) : NaN;
+    if (!Number.isFinite(n) || n < min || n > 2 ** 31 - 1) throw bad(flag, raw, `a duration like 500ms, 10s or 2m (at least ${min}ms)`);
+    return Math.round(n);
+  };
+}
+
+function oneOf<T extends string>(...values: T[]): Parse<T> {
+  return (raw, flag) => {
+    if (!(values as string[]).includes(raw)) throw bad(flag, raw, `one of ${values.join(', ')}`);
+    return raw as T;
+  };
+}
+
+function bool(raw: string, flag: string): boolean {
+  if (/^(1|true|yes|on)$/i.test(raw)) return true;
+  if (/^(0|false|no|off)$/i.test(raw)) return false;
+  throw bad(flag, raw, 'true or false');
+}
+
+function text(raw: string, flag: string): string {
+  if (raw.trim() === '') throw bad(flag, raw, 'a non-empty value');
+  return raw;
+}
+
+function handlerPath(raw: string, flag: string): string {
+  const abs = resolve(text(raw, flag));
+  if (!existsSync(abs)) throw new OptionError(flag, `invalid --${flag} ${JSON.stringify(raw)}: no such file ${abs}`);
+  return abs;
+}
+
+function unescape(raw: string): string {
+  return raw.replace(/\\r/g, '\r').replace(/\\n/g, '\n').replace(/\\t/g, '\t');
+}
+
+const LEVELS: LogLevel[] = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
+
+// Order here is the order of `--help`.
+export const SPECS: { [K in keyof AcceptorOptions]: Spec<K> }[keyof AcceptorOptions][] = [
+  { key: 'host', flag: 'host', arg: '<name|addr>', help: 'host name or address to bind (a name binds its first address that binds)', def: () => undefined, defHelp: 'all interfaces', parse: text },
+  { key: 'port', flag: 'port', arg: '<n>', help: 'TCP port (0 = any free port)', def: () => defaultPort(), defHelp: '$PORT or 8080', parse: int(0, 65535) },
+  { key: 'backlog', flag: 'backlog', arg: '<n>', help: 'connections that may wait for a worker; the next one is told busy', def: () => 511, defHelp: '511', parse: int(1, 1_000_000) },
+  { key: 'workers', flag: 'workers', arg: '<n>', help: 'worker processes', def: () => availableParallelism(), defHelp: 'available parallelism', parse: int(1, 1024) },
+  { key: 'maxConnections', flag: 'max-connections', arg: '<n>', help: 'concurrent connections per worker before it counts as full', def: () => 1024, defHelp: '1024', parse: int(1, 1_000_000) },
+  { key: 'strategy', flag: 'strategy', arg: '<name>', help: 'handoff | round-robin | shared | reuseport (only handoff admits exactly)', def: () => 'handoff', defHelp: 'handoff', parse: oneOf<Strategy>('handoff', 'round-robin', 'shared', 'reuseport') },
+  { key: 'protocol', flag: 'protocol', arg: '<name>', help: 'http | tcp', def: () => 'http', defHelp: 'http', parse: oneOf<Protocol>('http', 'tcp') },
+  { key: 'handler', flag: 'handler', arg: '<module>', help: 'module whose default export is the (req, res) or (socket) listener', def: () => undefined, defHelp: 'built-in app', parse: handlerPath },
+  { key: 'metrics', flag: 'metrics', arg: '<bool>', help: 'serve Prometheus /metrics (--no-metrics turns it off)', def: () => true, defHelp: 'true', parse: bool, boolean: true },
+  { key: 'metricsHost', flag: 'metrics-host', arg: '<addr>', help: 'address of the /metrics listener', def: () => '127.0.0.1', defHelp: '127.0.0.1', parse: text },
+  { key: 'metricsPort', flag: 'metrics-port', arg: '<n>', help: 'port of the /metrics listener (0 = any free port)', def: () => 9464, defHelp: '9464', parse: int(0, 65535) },
+  { key: 'metricsToken', flag: 'metrics-token', arg: '<token>', help: 'require "Authorization: Bearer <token>" on /metrics', def: () => undefined, defHelp: 'none', parse: text },
+  { key: 'drainTimeout', flag: 'drain-timeout', arg: '<dur>', help: 'time in-flight work gets to finish on SIGTERM or reload', def: () => 10_000, defHelp: '10s', parse: duration(0) },
+  { key: 'queueTimeout', flag: 'queue-timeout', arg: '<dur>', help: 'longest wait in the queue before a connection is told busy', def: () => 10_000, defHelp: '10s', parse: duration(1) },
+  { key: 'retryAfter', flag: 'retry-after', arg: '<s>', help: 'seconds in the Retry-After header of a 503', def: () => 1, defHelp: '1', parse: int(0, 86_400) },
+  { key: 'tcpBusy', flag: 'tcp-busy', arg: '<line|reset>', help: 'line sent to a refused tcp client (\\r \\n escapes), or "reset" for a TCP reset', def: () => 'busy\r\n', defHelp: '"busy\\r\\n"', parse: (raw, flag) => unescape(text(raw, flag)) },
+  { key: 'headersTimeout', flag: 'headers-timeout', arg: '<dur>', help: 'time to receive request headers (slowloris guard)', def: () => 10_000, defHelp: '10s', parse: duration(1) },
+  { key: 'requestTimeout', flag: 'request-timeout', arg: '<dur>', help: 'time to receive a whole request', def: () => 30_000, defHelp: '30s', parse: duration(1) },
+  { key: 'keepAliveTimeout', flag: 'keep-alive-timeout', arg: '<dur>', help: 'idle time before a keep-alive connection is closed', def: () => 5_000, defHelp: '5s', parse: duration(1) },
+  { key: 'idleTimeout', flag: 'idle-timeout', arg: '<dur>', help: 'time without traffic before any connection is closed', def: () => 120_000, defHelp: '2m', parse: duration(1) },
+  { key: 'watchdog', flag: 'watchdog', arg: '<dur>', help: 'event-loop stall after which a worker is replaced (0 = off)', def: () => 5_000, defHelp: '5s', parse: duration(0) },
+  { key: 'logLevel', flag: 'log-level', arg: '<level>', help: LEVELS.join(' | '), def: () => 'info', defHelp: 'info', parse: oneOf<LogLevel>(...LEVELS) },
+  { key: 'logFormat', flag: 'log-format', arg: '<fmt>', help: 'json | pretty', def: () => 'json', defHelp: 'json', parse: oneOf<LogFormat>('json', 'pretty') },
+];
+
+const BY_FLAG = new Map(SPECS.map((s) => [s.flag, s]));
+
+function defaultPort(): number {
+  const raw = process.env.PORT;
+  return raw === undefined || raw === '' ? 8080 : int(0, 65535)(raw, 'port');
+}
+
+/** Environment name of an option: `ACCEPTOR_MAX_CONNECTIONS` for `--max-connections`. */
+export const envName = (flag: string): string => `ACCEPTOR_${flag.toUpperCase().replace(/-/g, '_')}`;
+
+/**
+ * Options from defaults, then the environment, then `overrides` (the CLI's flags or the
+ * library caller's object). Values are validated the same way from every source.
+ */
+export function resolveOptions(overrides: Partial<AcceptorOptions> = {}, env: NodeJS.ProcessEnv = process.env): AcceptorOptions {
+  const out: Record<string, unknown> = {};
+  for (const spec of SPECS) {
+    const fromEnv = env[envName(spec.flag)];
+    const given = (overrides as Record<string, unknown>)[spec.key];
+    if (given !== undefined) out[spec.key] = check(spec, given);
+    else if (fromEnv !== undefined && fromEnv !== '') out[spec.key] = spec.parse(fromEnv, spec.flag);
+    else out[spec.key] = spec.def();
+  }
+  for (const key of Object.keys(overrides)) {
+    if (!SPECS.some((s) => s.key === key)) throw new OptionError(key, `unknown option ${JSON.stringify(key)}`);
+  }
+  const opts = out as unknown as AcceptorOptions;
+  if (opts.strategy === 'reuseport' && !supportsReusePort()) {
+    throw new OptionError('strategy', `invalid --strategy "reuseport": needs Node >= 22.12 (this is ${process.version})`);
+  }
+  return opts;
+}
+
+/** A value from the library API: strings go through the CLI parser, typed values are range-checked by it too. */
+function check(spec: (typeof SPECS)[number], value: unknown): unknown {
+  if (typeof value === 'boolean' && spec.boolean) return value;
+  if (typeof value === 'number' || typeof value === 'string') return spec.parse(String(value), spec.flag);
+  throw new OptionError(spec.flag, `invalid --${spec.flag} ${JSON.stringify(value)}: wrong type ${typeof value}`);
+}
+
+/** Parses argv (without node and script). Returns the overrides, or 'help'. */
+export function parseArgv(argv: string[]): Partial<AcceptorOptions> | 'help' | 'version' {
+  const out: Record<string, unknown> = {};
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i]!;
+    if (arg === '--help' || arg === '-h') return 'help';
+    if (arg === '--version') return 'version';
+    const m = /^--(no-)?([a-z][a-z-]*)(?:=(.*))?$/s.exec(arg);
+    if (!m) throw new OptionError(arg, `unexpected argument ${JSON.stringify(arg)} (see --help)`);
+    const [, no, flag, inline] = m as unknown as [string, string | undefined, string, string | undefined];
+    const spec = BY_FLAG.get(flag);
+    if (!spec) throw new OptionError(flag, `unknown option --${flag} (see --help)`);
+    if (no) {
+      if (!spec.boolean || inline !== undefined) throw new OptionError(flag, `unknown option --no-${flag} (see --help)`);
+      out[spec.key] = false;
+      continue;
+    }
+    let raw = inline;
+    if (raw === undefined) {
+      const next = argv[i + 1];
+      if (spec.boolean && (next === undefined || next.startsWith('--'))) raw = 'true';
+      else if (next === undefined) throw new OptionError(flag, `missing value for --${flag}`);
+      else raw = argv[++i];
+    }
+    out[spec.key] = spec.parse(raw!, flag);
+  }
+  return out as Partial<AcceptorOptions>;
+}
+
+export function helpText(): string {
+  const rows = SPECS.map((s) => [`--${s.flag} ${s.arg}`, s.help, s.defHelp]);
+  const w = Math.max(...rows.map((r) => r[0]!.length));
+  const lines = rows.map(([f, h, d]) => `  ${f!.padEnd(w)}  ${h} (default: ${d})`);
+  return [
+    'Usage: acceptor [options]',
+    '',
+    'Binds the endpoint in a primary process and fans connections out to worker processes.',
+    'With the default strategy, once every worker holds --max-connections, up to --backlog',
+    'connections wait and the next one is told busy at once (HTTP 503, or the tcp busy line).',
+    '',
+    'Options (each may also be set as ACCEPTOR_<OPTION>, e.g. ACCEPTOR_MAX_CONNECTIONS=64; PORT sets --port):',
+    ...lines,
+    `  --help${' '.repeat(Math.max(1, w - 4))}  this text`,
+    '',
+  ].join('\n');
+}
+
+/** SO_REUSEPORT through net.Server#listen({ reusePort }) arrived in Node 22.12 / 23.1. */
+export function supportsReusePort(version = process.versions.node): boolean {
+  const [major, minor] = version.split('.').map(Number) as [number, number];
+  return major > 23 || (major === 23 && minor >= 1) || (major === 22 && minor >= 12);
+}

@@ -1,0 +1,93 @@
+// startAcceptor(): the primary process. Resolves and binds the endpoint, forks the workers,
+// wires the strategy, and owns the lifecycle (drain on close, rolling reload).
+import cluster from 'node:cluster';
+import type { Server } from 'node:net';
+import { resolveOptions, type AcceptorOptions } from '../options.js';
+import { createLogger, type Logger } from '../log.js';
+import { resolveEndpoint } from '../endpoint/resolve.js';
+import { bindEndpoint, effectiveBacklog, probeEndpoint } from '../endpoint/bind.js';
+import { busyPayload, makeRefuse } from '../admission/busy.js';
+import { Handoff } from '../dispatch/handoff.js';
+import { Counters } from '../metrics/counters.js';
+import { Pool } from './pool.js';
+
+export interface Acceptor {
+  readonly options: AcceptorOptions;
+  /** The address that was bound (the first of the host's addresses that would bind). */
+  readonly address: string;
+  readonly port: number;
+  readonly log: Logger;
+  /** Resolves once every worker has been ready (may never, if the handler cannot load). */
+  readonly ready: Promise<void>;
+  /** Rolling reload: new worker up and ready, then the old one drained, one slot at a time. */
+  reload(): Promise<void>;
+  /** Stops accepting, drains, stops workers. Resolves 0 if all drained in time, 1 if any was killed. */
+  close(): Promise<number>;
+}
+
+export async function startAcceptor(input: Partial<AcceptorOptions> = {}): Promise<Acceptor> {
+  if (!cluster.isPrimary) throw new Error('startAcceptor() must run in the primary process, not in a cluster worker');
+  const opts = resolveOptions(input);
+  const log = createLogger(0, opts.logLevel, opts.logFormat);
+
+  const candidates = await resolveEndpoint(opts.host);
+  log.info({ host: opts.host ?? null, addresses: candidates.map((c) => c.address) }, 'resolved endpoint');
+  const kernelBacklog = effectiveBacklog(opts.backlog);
+  if (kernelBacklog !== opts.backlog) {
+    log.warn({ backlog: opts.backlog, kernelBacklog }, 'kernel caps the listen backlog at net.core.somaxconn');
+  }
+
+  const handoff = opts.strategy === 'handoff';
+  // handoff: the primary holds the socket and accepts. The others: bind once here so a bad
+  // address fails the start in the primary, then the workers listen on it.
+  const bound = handoff ? await bindEndpoint(candidates, opts.port, opts.backlog) : { ...(await probeEndpoint(candidates, opts.port, opts.backlog)), server: undefined };
+  log.info({ address: bound.address, port: bound.port, backlog: opts.backlog, kernelBacklog, strategy: opts.strategy, protocol: opts.protocol, workers: opts.workers, maxConnections: opts.maxConnections }, 'listening');
+
+  const counters = new Counters();
+  cluster.schedulingPolicy = opts.strategy === 'round-robin' ? cluster.SCHED_RR : cluster.SCHED_NONE;
+  let dispatch: Handoff | undefined;
+  const pool = new Pool(opts, { options: opts, address: bound.address, port: bound.port }, counters, log, {
+    ready: () => dispatch?.onReady(),
+    exit: (rec) => dispatch?.onExit(rec),
+    message: (rec, msg) => dispatch?.onMessage(rec, msg),
+  });
+  if (handoff) {
+    const refuse = makeRefuse(busyPayload(opts.protocol, opts.retryAfter, opts.tcpBusy));
+    dispatch = new Handoff(bound.server as Server, pool, opts.maxConnections, opts.backlog, opts.queueTimeout, counters, refuse);
+  }
+  const ready = pool.start().then(() => log.info({ workers: opts.workers }, 'acceptor ready'));
+
+  let closing: Promise<number> | undefined;
+  let reloading: Promise<void> | undefined;
+  return {
+    options: opts,
+    address: bound.address,
+    port: bound.port,
+    log,
+    ready,
+    reload() {
+      if (closing) return Promise.resolve();
+      reloading ??= (log.info('rolling reload'), pool.reload().finally(() => {
+        reloading = undefined;
+        log.info('reload done');
+      }));
+      return reloading;
+    },
+    close() {
+      closing ??= (async () => {
+        log.info({ drainTimeout: opts.drainTimeout }, 'shutting down: draining');
+        // handoff keeps the port open while draining, so a late client is told busy instead
+        // of being reset with the kernel's accept queue.
+        dispatch?.close();
+        let killed = 0;
+        const t0 = Date.now();
+        await pool.stop();
+        if (Date.now() - t0 >= opts.drainTimeout) killed = 1;
+        if (bound.server) await new Promise((r) => bound.server!.close(r));
+        log.info({ ms: Date.now() - t0 }, 'stopped');
+        return killed;
+      })();
+      return closing;
+    },
+  };
+}

@@ -1,0 +1,242 @@
+// The worker processes: fork, readiness, replacement with backoff, heartbeat watchdog,
+// rolling reload and drain. Workers are known by a stable slot (1..N): the `worker` label.
+import cluster, { type Worker } from 'node:cluster';
+import { fileURLToPath } from 'node:url';
+import type { Logger } from '../log.js';
+import type { AcceptorOptions } from '../options.js';
+import type { Counters, RestartReason } from '../metrics/counters.js';
+import type { FromWorker, WorkerConfig } from '../worker/protocol.js';
+
+export type WorkerState = 'starting' | 'ready' | 'draining';
+
+export interface WorkerRecord {
+  slot: number;
+  worker: Worker;
+  state: WorkerState;
+  /** Connections handed to it and not yet reported closed (handoff), or reported open (others). */
+  active: number;
+  startedAt: number;
+  readyAt: number;
+  lastBeat: number;
+  /** Set once it has exited: late callbacks use it to tell. */
+  gone: boolean;
+  /** Why it was told to stop, if it was (a planned exit is not a crash). */
+  retiring?: RestartReason | 'shutdown';
+  /** A reload's new worker: if it dies before ready, the old one keeps the slot; no replacement. */
+  candidate: boolean;
+  onReady?: () => void;
+  onEarlyExit?: () => void;
+}
+
+export interface PoolHooks {
+  ready(rec: WorkerRecord): void;
+  exit(rec: WorkerRecord): void;
+  message(rec: WorkerRecord, msg: FromWorker): void;
+}
+
+const BACKOFF_BASE_MS = 100;
+const BACKOFF_MAX_MS = 10_000;
+/** A worker that was ready this long proves the slot healthy again: its backoff resets. */
+const HEALTHY_AFTER_MS = 10_000;
+
+export class Pool {
+  readonly records = new Set<WorkerRecord>();
+  /** Ready workers, in slot order: what the dispatcher scans. */
+  ready: WorkerRecord[] = [];
+  private failures = new Map<number, number>();
+  private timers = new Set<NodeJS.Timeout>();
+  private watchdogTimer: NodeJS.Timeout | undefined;
+  private stopping = false;
+  private exitWaiters = new Map<WorkerRecord, () => void>();
+  private allReady: (() => void) | undefined;
+
+  constructor(
+    private readonly opts: AcceptorOptions,
+    private readonly config: Omit<WorkerConfig, 'slot'>,
+    private readonly counters: Counters,
+    private readonly log: Logger,
+    private readonly hooks: PoolHooks,
+  ) {
+    cluster.setupPrimary({
+      exec: fileURLToPath(new URL('../worker/main.js', import.meta.url)),
+      args: [],
+      silent: false,
+    });
+    cluster.on('message', this.onMessage);
+    cluster.on('exit', this.onExit);
+  }
+
+  /** Worker processes that serve or are starting to (not draining). 0 during a crash backoff. */
+  get alive(): number {
+    let n = 0;
+    for (const r of this.records) if (r.state !== 'draining') n++;
+    return n;
+  }
+
+  /**
+   * Forks every slot. Resolves once all have been ready at least once; a slot whose worker
+   * keeps failing at start-up keeps being retried with backoff, so this may never resolve.
+   */
+  start(): Promise<void> {
+    for (let slot = 1; slot <= this.opts.workers; slot++) this.fork(slot).catch(() => {});
+    if (this.opts.watchdog > 0) {
+      const every = Math.max(50, Math.min(1000, this.opts.watchdog / 4));
+      this.watchdogTimer = setInterval(this.checkHeartbeats, every);
+      this.watchdogTimer.unref();
+    }
+    return new Promise((resolve) => {
+      this.allReady = resolve;
+    });
+  }
+
+  /** Forks a worker for `slot`; resolves when it says ready, rejects if it exits first. */
+  fork(slot: number, candidate = false): Promise<WorkerRecord> {
+    const worker = cluster.fork({ ACCEPTOR_WORKER_CONFIG: JSON.stringify({ ...this.config, slot } satisfies WorkerConfig) });
+    const now = Date.now();
+    const rec: WorkerRecord = { slot, worker, state: 'starting', active: 0, startedAt: now, readyAt: 0, lastBeat: now, gone: false, candidate };
+    this.records.add(rec);
+    (worker as WorkerWithRecord)[REC] = rec;
+    return new Promise((resolve, reject) => {
+      rec.onReady = () => resolve(rec);
+      rec.onEarlyExit = () => reject(new Error(`worker ${slot} exited during start-up`));
+    });
+  }
+
+  private onMessage = (worker: Worker, msg: FromWorker): void => {
+    const rec = (worker as WorkerWithRecord)[REC];
+    if (!rec || typeof msg !== 'object' || msg === null) return;
+    if (msg.t === 'hb') {
+      rec.lastBeat = Date.now();
+      return;
+    }
+    if (msg.t === 'ready') {
+      rec.state = 'ready';
+      rec.readyAt = rec.lastBeat = Date.now();
+      this.ready = [...this.ready, rec].sort((a, b) => a.slot - b.slot);
+      this.log.info({ slot: rec.slot, workerPid: worker.process.pid }, 'worker ready');
+      this.hooks.ready(rec);
+      rec.onReady?.();
+      if (this.allReady && this.ready.length >= this.opts.workers) {
+        this.allReady();
+        this.allReady = undefined;
+      }
+      return;
+    }
+    this.hooks.message(rec, msg);
+  };
+
+  private onExit = (worker: Worker, code: number | null, signal: string | null): void => {
+    const rec = (worker as WorkerWithRecord)[REC];
+    if (!rec) return;
+    rec.gone = true;
+    this.records.delete(rec);
+    this.ready = this.ready.filter((r) => r !== rec);
+    try {
+      this.afterExit(rec, code, signal);
+    } finally {
+      // After any immediate replacement is forked, so the dispatcher sees it.
+      this.hooks.exit(rec);
+      this.exitWaiters.get(rec)?.();
+    }
+  };
+
+  private afterExit(rec: WorkerRecord, code: number | null, signal: string | null): void {
+    const wasReady = rec.readyAt > 0;
+    if (!wasReady) rec.onEarlyExit?.();
+    if (rec.retiring) {
+      this.log.info({ slot: rec.slot, code, signal, reason: rec.retiring }, 'worker stopped');
+      if (rec.retiring === 'watchdog') this.replace(rec.slot, 'watchdog', 0);
+      return;
+    }
+    if (this.stopping) return;
+    if (rec.candidate && !wasReady) {
+      this.log.error({ slot: rec.slot, code, signal }, 'new worker died during reload; the old one keeps the slot');
+      return;
+    }
+    const reason: RestartReason = wasReady ? 'crash' : 'startup';
+    // A slot whose workers die at start-up (or within a second of it) backs off exponentially,
+    // so a crash loop cannot spin the CPU; one that ran healthy for a while restarts at once.
+    const upMs = wasReady ? Date.now() - rec.readyAt : 0;
+    let fails = this.failures.get(rec.slot) ?? 0;
+    if (upMs < 1000) fails++;
+    else if (upMs >= HEALTHY_AFTER_MS) fails = 0;
+    this.failures.set(rec.slot, fails);
+    const delay = fails === 0 ? 0 : Math.min(BACKOFF_MAX_MS, BACKOFF_BASE_MS * 2 ** (fails - 1));
+    this.log.warn({ slot: rec.slot, code, signal, reason, lostConnections: rec.active, restartInMs: delay }, 'worker died');
+    this.replace(rec.slot, reason, delay);
+  }
+
+  private replace(slot: number, reason: RestartReason, delay: number): void {
+    if (this.stopping) return;
+    this.counters.restarts[reason]++;
+    if (delay === 0) {
+      this.fork(slot).catch(() => {});
+      return;
+    }
+    const t = setTimeout(() => {
+      this.timers.delete(t);
+      if (!this.stopping) this.fork(slot).catch(() => {});
+    }, delay);
+    this.timers.add(t);
+  }
+
+  private checkHeartbeats = (): void => {
+    const now = Date.now();
+    for (const rec of this.records) {
+      if (rec.state !== 'ready' || rec.retiring) continue;
+      if (now - rec.lastBeat > this.opts.watchdog) {
+        this.log.error({ slot: rec.slot, workerPid: rec.worker.process.pid, stalledMs: now - rec.lastBeat }, 'worker event loop stalled; replacing it');
+        rec.retiring = 'watchdog';
+        this.ready = this.ready.filter((r) => r !== rec);
+        rec.worker.process.kill('SIGKILL');
+      }
+    }
+  };
+
+  /** Tells one worker to finish its in-flight work and exit; kills it after the drain timeout. */
+  retire(rec: WorkerRecord, why: RestartReason | 'shutdown'): Promise<void> {
+    if (rec.gone) return Promise.resolve();
+    rec.retiring = why;
+    rec.state = 'draining';
+    this.ready = this.ready.filter((r) => r !== rec);
+    const exited = new Promise<void>((resolve) => this.exitWaiters.set(rec, resolve));
+    try {
+      rec.worker.send({ t: 'drain' });
+    } catch {
+      // Channel already closed: it is on its way out.
+    }
+    const kill = setTimeout(() => {
+      this.log.warn({ slot: rec.slot, active: rec.active }, 'drain timeout; killing worker');
+      rec.worker.process.kill('SIGKILL');
+    }, this.opts.drainTimeout);
+    return exited.finally(() => clearTimeout(kill));
+  }
+
+  /** Rolling reload: per slot, start the new worker, wait until it is ready, then drain the old. */
+  async reload(): Promise<void> {
+    const old = [...this.records].filter((r) => r.state !== 'draining');
+    for (const rec of old) {
+      if (this.stopping) return;
+      try {
+        await this.fork(rec.slot, true);
+      } catch (err) {
+        this.log.error({ slot: rec.slot, err: (err as Error).message }, 'reload stopped: new worker failed to start; old workers keep serving');
+        return;
+      }
+      this.counters.restarts.reload++;
+      await this.retire(rec, 'reload');
+    }
+  }
+
+  /** Drains every worker (in parallel) and resolves when all have exited. */
+  async stop(): Promise<void> {
+    this.stopping = true;
+    for (const t of this.timers) clearTimeout(t);
+    this.timers.clear();
+    if (this.watchdogTimer) clearInterval(this.watchdogTimer);
+    await Promise.all([...this.records].map((r) => this.retire(r, 'shutdown')));
+  }
+}
+
+const REC = Symbol('acceptor.record');
+type WorkerWithRecord = Worker & { [REC]?: WorkerRecord };

@@ -1,0 +1,125 @@
+// A worker process: loads the user's handler, serves the connections it is given (handoff) or
+// accepts itself (round-robin / shared / reuseport), reports closes and heartbeats, drains.
+import { createServer as createNetServer, type Socket } from 'node:net';
+import { createLogger } from '../log.js';
+import { loadHandler } from '../handler/load.js';
+import { busyPayload, makeRefuse } from '../admission/busy.js';
+import { Counters } from '../metrics/counters.js';
+import { createHttp } from './http.js';
+import type { FromWorker, ToWorker, WorkerConfig } from './protocol.js';
+
+const config = JSON.parse(process.env.ACCEPTOR_WORKER_CONFIG ?? 'null') as WorkerConfig;
+delete process.env.ACCEPTOR_WORKER_CONFIG; // the handler's own child processes need not see it
+const { options: opts, slot } = config;
+const log = createLogger(slot, opts.logLevel, opts.logFormat);
+const counters = new Counters();
+const send = (msg: FromWorker, cb?: () => void): void => {
+  if (process.connected) process.send!(msg, undefined, undefined, cb);
+};
+
+let handler;
+try {
+  handler = await loadHandler(opts.handler, opts.protocol);
+} catch (err) {
+  log.fatal({ handler: opts.handler, err }, 'cannot load handler');
+  process.exit(1);
+}
+
+const sockets = new Set<Socket>();
+let draining = false;
+let closedUnreported = 0;
+const handoff = opts.strategy === 'handoff';
+
+const http = opts.protocol === 'http' ? createHttp(handler as Parameters<typeof createHttp>[0], opts, counters, log) : undefined;
+const tcpHandler = handler as (s: Socket) => unknown;
+
+function serveTcp(socket: Socket): void {
+  socket.setTimeout(opts.idleTimeout, () => {
+    counters.errors.timeout++;
+    socket.destroy();
+  });
+  try {
+    tcpHandler(socket);
+  } catch (err) {
+    counters.errors.handler_error++;
+    log.error({ err }, 'handler failed');
+    socket.destroy();
+  }
+}
+
+function flushClosed(): void {
+  const n = closedUnreported;
+  closedUnreported = 0;
+  if (n > 0) send({ t: 'd', n });
+}
+
+function onClose(this: Socket): void {
+  sockets.delete(this);
+  if (handoff) {
+    // Batched per event-loop turn: one IPC message frees many slots under load.
+    if (closedUnreported++ === 0) setImmediate(flushClosed);
+  }
+  if (draining && sockets.size === 0) exitDrained();
+}
+
+function serve(socket: Socket): void {
+  sockets.add(socket);
+  socket.on('close', onClose);
+  if (http) http.server.emit('connection', socket);
+  else serveTcp(socket);
+}
+
+// Strategies where the worker accepts: it is its own admission, --max-connections at most.
+let listener: ReturnType<typeof createNetServer> | undefined;
+if (!handoff) {
+  const refuse = makeRefuse(busyPayload(opts.protocol, opts.retryAfter, opts.tcpBusy));
+  listener = createNetServer((socket) => {
+    counters.accepted++;
+    if (sockets.size >= opts.maxConnections || draining) {
+      counters.rejected[draining ? 'shutting_down' : 'worker_full']++;
+      refuse(socket);
+      return;
+    }
+    serve(socket);
+  });
+  const reusePort = opts.strategy === 'reuseport';
+  listener.on('error', (err) => {
+    log.fatal({ err, address: config.address, port: config.port }, 'worker cannot listen');
+    process.exit(1);
+  });
+  await new Promise<void>((resolve) =>
+    listener!.listen({ host: config.address, port: config.port, backlog: opts.backlog, exclusive: reusePort, ...(reusePort ? { reusePort: true } : {}) }, resolve),
+  );
+}
+
+process.on('message', (msg: ToWorker, handle?: Socket) => {
+  if (msg.t === 'c') {
+    if (handle) serve(handle);
+  } else if (msg.t === 'drain') {
+    drain();
+  }
+});
+
+function drain(): void {
+  if (draining) return;
+  draining = true;
+  log.info({ open: sockets.size }, 'draining');
+  listener?.close();
+  http?.drain(sockets);
+  if (sockets.size === 0) exitDrained();
+}
+
+function exitDrained(): void {
+  // The last close report must reach the primary before the process goes.
+  const n = closedUnreported;
+  closedUnreported = 0;
+  log.info('drained; exiting');
+  if (n > 0 && process.connected) send({ t: 'd', n }, () => process.exit(0));
+  else process.exit(0);
+}
+
+if (opts.watchdog > 0) {
+  setInterval(() => send({ t: 'hb' }), Math.max(50, Math.min(1000, opts.watchdog / 4))).unref();
+}
+process.on('disconnect', () => process.exit(0)); // the primary is gone: nothing to serve for
+send({ t: 'ready' });

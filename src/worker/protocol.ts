@@ -1,0 +1,29 @@
+// Messages between the primary and its workers over the node:cluster IPC channel. Short keys:
+// a hand-off message is sent once per connection.
+import type { AcceptorOptions } from '../options.js';
+
+/** What a worker is started with (env ACCEPTOR_WORKER_CONFIG, JSON). */
+export interface WorkerConfig {
+  options: AcceptorOptions;
+  slot: number;
+  /** The bound address and port, for strategies where the worker listens. */
+  address: string;
+  port: number;
+}
+
+export type ToWorker =
+  /** A connection (the socket travels as the message's handle); `a` = accept time, ms. */
+  | { t: 'c'; a: number }
+  /** Finish in-flight work, close idle connections, exit. */
+  | { t: 'drain' }
+  /** Send your metrics, answering with the same id. */
+  | { t: 'm'; id: number };
+
+export type FromWorker =
+  | { t: 'ready' }
+  /** Heartbeat, for the watchdog. */
+  | { t: 'hb' }
+  /** `n` handed-off connections have closed (batched per event-loop turn). */
+  | { t: 'd'; n: number }
+  /** Metrics answer: prom-client's registry JSON. */
+  | { t: 'm'; id: number; metrics: unknown };

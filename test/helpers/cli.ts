@@ -1,0 +1,147 @@
+// Runs the real `acceptor` CLI (dist) as a child process and reads its JSON log lines.
+import { spawn, type ChildProcess } from 'node:child_process';
+import { readdirSync, readFileSync } from 'node:fs';
+import { randomUUID } from 'node:crypto';
+import { fileURLToPath } from 'node:url';
+
+export const CLI = fileURLToPath(new URL('../../dist/src/cli.js', import.meta.url));
+export const fixture = (name: string): string => fileURLToPath(new URL(`../fixtures/${name}`, import.meta.url));
+
+export type LogLine = Record<string, unknown> & { msg?: string; worker?: number; level?: number };
+
+export interface Running {
+  proc: ChildProcess;
+  tag: string;
+  lines: LogLine[];
+  stderr: () => string;
+  port: number;
+  metricsPort: number;
+  /** Resolves with the first log line (seen or to come) that matches, or rejects after ms. */
+  waitFor(pred: (l: LogLine) => boolean, ms?: number, after?: number): Promise<LogLine>;
+  exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+  stop(signal?: NodeJS.Signals): Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+}
+
+export interface StartOptions {
+  env?: Record<string, string>;
+  /** Wait for "acceptor ready" (default) or only for "listening". */
+  wait?: 'ready' | 'listening' | 'none';
+  uid?: number;
+  gid?: number;
+}
+
+const DEFAULT_ARGS = ['--port', '0', '--metrics-port', '0', '--workers', '2', '--log-level', 'info'];
+
+export function run(args: string[], o: StartOptions = {}): Running & { started: Promise<void> } {
+  const tag = randomUUID();
+  const proc = spawn(process.execPath, [CLI, ...DEFAULT_ARGS, ...args], {
+    env: { ...process.env, ...o.env, ACCEPTOR_TEST_TAG: tag },
+    stdio: ['ignore', 'pipe', 'pipe'],
+    ...(o.uid !== undefined ? { uid: o.uid, gid: o.gid } : {}),
+  });
+  const lines: LogLine[] = [];
+  const waiters = new Set<{ pred: (l: LogLine) => boolean; resolve: (l: LogLine) => void }>();
+  let buf = '';
+  let err = '';
+  proc.stderr!.setEncoding('utf8').on('data', (d: string) => (err += d));
+  proc.stdout!.setEncoding('utf8').on('data', (d: string) => {
+    buf += d;
+    let i;
+    while ((i = buf.indexOf('\n')) >= 0) {
+      const raw = buf.slice(0, i);
+      buf = buf.slice(i + 1);
+      let line: LogLine;
+      try {
+        line = JSON.parse(raw) as LogLine;
+      } catch {
+        line = { msg: raw, raw: true };
+      }
+      lines.push(line);
+      for (const w of waiters) if (w.pred(line)) (waiters.delete(w), w.resolve(line));
+    }
+  });
+  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
+    proc.on('exit', (code, signal) => resolve({ code, signal })),
+  );
+  const r: Running & { started: Promise<void> } = {
+    proc,
+    tag,
+    lines,
+    stderr: () => err,
+    port: 0,
+    metricsPort: 0,
+    waitFor(pred, ms = 15_000, after = 0) {
+      const seen = lines.slice(after).find(pred);
+      if (seen) return Promise.resolve(seen);
+      return new Promise((resolve, reject) => {
+        const w = { pred, resolve };
+        waiters.add(w);
+        const timer = setTimeout(() => {
+          waiters.delete(w);
+          reject(new Error(`no matching log line within ${ms}ms; stderr: ${err}; last lines: ${lines.slice(-5).map((l) => JSON.stringify(l)).join('\n')}`));
+        }, ms);
+        void exited.then(() => setTimeout(() => {
+          if (waiters.delete(w)) (clearTimeout(timer), reject(new Error(`process exited before the log line; stderr: ${err}`)));
+        }, 50));
+        const orig = w.resolve;
+        w.resolve = (l) => (clearTimeout(timer), orig(l));
+      });
+    },
+    exited,
+    stop(signal = 'SIGTERM') {
+      if (proc.exitCode === null && proc.signalCode === null) proc.kill(signal);
+      return exited;
+    },
+    started: Promise.resolve(),
+  };
+  const wait = o.wait ?? 'ready';
+  if (wait !== 'none') {
+    r.started = (async () => {
+      const l = await r.waitFor((x) => x.msg === 'listening');
+      r.port = Number(l.port);
+      if (wait === 'ready') await r.waitFor((x) => x.msg === 'acceptor ready');
+      const m = lines.find((x) => x.msg === 'metrics listening');
+      if (m) r.metricsPort = Number(m.port);
+    })();
+  }
+  return r;
+}
+
+/** Starts the CLI and waits until it is ready. */
+export async function start(args: string[], o: StartOptions = {}): Promise<Running> {
+  const r = run(args, o);
+  await r.started;
+  return r;
+}
+
+/** Pids of processes (still alive) that carry this run's tag: the CLI's workers and itself. */
+export function tagged(tag: string): number[] {
+  const pids: number[] = [];
+  for (const d of readdirSync('/proc')) {
+    if (!/^\d+$/.test(d)) continue;
+    try {
+      if (readFileSync(`/proc/${d}/environ`, 'latin1').includes(`ACCEPTOR_TEST_TAG=${tag}`)) {
+        const stat = readFileSync(`/proc/${d}/stat`, 'latin1');
+        if (!/\) Z /.test(stat)) pids.push(Number(d));
+      }
+    } catch {
+      // gone meanwhile
+    }
+  }
+  return pids;
+}
+
+export const workerPids = (r: Running): number[] => tagged(r.tag).filter((p) => p !== r.proc.pid);
+
+export const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+/** Polls `fn` until it returns truthy or `ms` passes. */
+export async function until<T>(fn: () => T | Promise<T>, ms = 10_000, every = 25): Promise<T> {
+  const end = Date.now() + ms;
+  for (;;) {
+    const v = await fn();
+    if (v) return v;
+    if (Date.now() > end) throw new Error(`condition not met within ${ms}ms`);
+    await sleep(every);
+  }
+}

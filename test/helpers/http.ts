@@ -1,0 +1,85 @@
+// HTTP clients for tests: raw sockets (exact, one connection per request) and node:http.
+import { connect, type Socket } from 'node:net';
+import { request } from 'node:http';
+
+export interface RawResponse {
+  status: number;
+  headers: Record<string, string>;
+  body: string;
+  raw: string;
+  /** Milliseconds from connect to the end of the response. */
+  ms: number;
+}
+
+/** Parses the first HTTP response in `raw`. */
+export function parseResponse(raw: string, ms = 0): RawResponse {
+  const end = raw.indexOf('\r\n\r\n');
+  const head = raw.slice(0, end < 0 ? raw.length : end).split('\r\n');
+  const status = Number(/^HTTP\/1\.\d (\d{3})/.exec(head[0] ?? '')?.[1] ?? 0);
+  const headers: Record<string, string> = {};
+  for (const h of head.slice(1)) {
+    const i = h.indexOf(':');
+    if (i > 0) headers[h.slice(0, i).trim().toLowerCase()] = h.slice(i + 1).trim();
+  }
+  return { status, headers, body: end < 0 ? '' : raw.slice(end + 4), raw, ms };
+}
+
+export interface Pending {
+  socket: Socket;
+  /** Resolves when the server closes the connection, with whatever it sent (status 0 if nothing). */
+  response: Promise<RawResponse & { error?: string }>;
+  connected: Promise<void>;
+}
+
+/** Opens one connection and sends one request with `Connection: close`. */
+export function rawRequest(port: number, path = '/', host = '127.0.0.1', extra = ''): Pending {
+  const t0 = Date.now();
+  const socket = connect({ port, host });
+  let data = '';
+  socket.setEncoding('latin1');
+  socket.on('data', (d: string) => (data += d));
+  const connected = new Promise<void>((resolve, reject) => {
+    socket.once('connect', resolve);
+    socket.once('error', reject);
+  });
+  connected.catch(() => {});
+  socket.write(`GET ${path} HTTP/1.1\r\nHost: ${host}\r\nConnection: close\r\n${extra}\r\n`);
+  const response = new Promise<RawResponse & { error?: string }>((resolve) => {
+    let error: string | undefined;
+    socket.on('error', (e: NodeJS.ErrnoException) => (error = e.code ?? e.message));
+    socket.on('close', () => resolve({ ...parseResponse(data, Date.now() - t0), ...(error ? { error } : {}) }));
+  });
+  return { socket, response, connected };
+}
+
+/** One request through node:http with a fresh connection. */
+export function get(port: number, path = '/', host = '127.0.0.1', headers: Record<string, string> = {}): Promise<{ status: number; body: string; headers: Record<string, string | string[] | undefined> }> {
+  return new Promise((resolve, reject) => {
+    const req = request({ host, port, path, agent: false, headers: { connection: 'close', ...headers } }, (res) => {
+      let body = '';
+      res.setEncoding('utf8');
+      res.on('data', (d: string) => (body += d));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, body, headers: res.headers }));
+      res.on('error', reject);
+    });
+    req.on('error', reject);
+    req.setTimeout(10_000, () => req.destroy(new Error('client timeout')));
+    req.end();
+  });
+}
+
+/** Sends `count` sequential requests; returns the statuses (0 + error code for a failed one). */
+export async function loop(port: number, until: () => boolean, path = '/'): Promise<{ ok: number; failed: string[] }> {
+  let ok = 0;
+  const failed: string[] = [];
+  while (!until()) {
+    try {
+      const r = await get(port, path);
+      if (r.status === 200) ok++;
+      else failed.push(String(r.status));
+    } catch (e) {
+      failed.push((e as NodeJS.ErrnoException).code ?? (e as Error).message);
+    }
+  }
+  return { ok, failed };
+}
