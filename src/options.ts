@@ -73,7 +73,7 @@ interface Spec<K extends keyof AcceptorOptions> {
   flag: string;
   arg: string;
   help: string;
-  def: () => AcceptorOptions[K];
+  def: (env: NodeJS.ProcessEnv) => AcceptorOptions[K];
   defHelp: string;
   parse: Parse<AcceptorOptions[K]>;
   boolean?: true;
@@ -133,7 +133,7 @@ const LEVELS: LogLevel[] = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 
 // Order here is the order of `--help`.
 export const SPECS: { [K in keyof AcceptorOptions]: Spec<K> }[keyof AcceptorOptions][] = [
   { key: 'host', flag: 'host', arg: '<name|addr>', help: 'host name or address to bind (a name binds its first address that binds)', def: () => undefined, defHelp: 'all interfaces', parse: text },
-  { key: 'port', flag: 'port', arg: '<n>', help: 'TCP port (0 = any free port)', def: () => defaultPort(), defHelp: '$PORT or 8080', parse: int(0, 65535) },
+  { key: 'port', flag: 'port', arg: '<n>', help: 'TCP port (0 = any free port)', def: (env) => defaultPort(env), defHelp: '$PORT or 8080', parse: int(0, 65535) },
   { key: 'backlog', flag: 'backlog', arg: '<n>', help: 'connections that may wait for a worker; the next one is told busy', def: () => 511, defHelp: '511', parse: int(1, 1_000_000) },
   { key: 'workers', flag: 'workers', arg: '<n>', help: 'worker processes', def: () => availableParallelism(), defHelp: 'available parallelism', parse: int(1, 1024) },
   { key: 'maxConnections', flag: 'max-connections', arg: '<n>', help: 'concurrent connections per worker before it counts as full', def: () => 1024, defHelp: '1024', parse: int(1, 1_000_000) },
@@ -159,8 +159,8 @@ export const SPECS: { [K in keyof AcceptorOptions]: Spec<K> }[keyof AcceptorOpti
 
 const BY_FLAG = new Map(SPECS.map((s) => [s.flag, s]));
 
-function defaultPort(): number {
-  const raw = process.env.PORT;
+function defaultPort(env: NodeJS.ProcessEnv): number {
+  const raw = env.PORT;
   return raw === undefined || raw === '' ? 8080 : int(0, 65535)(raw, 'port');
 }
 
@@ -178,7 +178,7 @@ export function resolveOptions(overrides: Partial<AcceptorOptions> = {}, env: No
     const given = (overrides as Record<string, unknown>)[spec.key];
     if (given !== undefined) out[spec.key] = check(spec, given);
     else if (fromEnv !== undefined && fromEnv !== '') out[spec.key] = spec.parse(fromEnv, spec.flag);
-    else out[spec.key] = spec.def();
+    else out[spec.key] = spec.def(env);
   }
   for (const key of Object.keys(overrides)) {
     if (!SPECS.some((s) => s.key === key)) throw new OptionError(key, `unknown option ${JSON.stringify(key)}`);

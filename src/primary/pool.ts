@@ -193,9 +193,12 @@ export class Pool {
     }
   };
 
-  /** Tells one worker to finish its in-flight work and exit; kills it after the drain timeout. */
-  retire(rec: WorkerRecord, why: RestartReason | 'shutdown'): Promise<void> {
-    if (rec.gone) return Promise.resolve();
+  /**
+   * Tells one worker to finish its in-flight work and exit; kills it after the drain timeout.
+   * Resolves true if it had to be killed.
+   */
+  retire(rec: WorkerRecord, why: RestartReason | 'shutdown'): Promise<boolean> {
+    if (rec.gone) return Promise.resolve(false);
     rec.retiring = why;
     rec.state = 'draining';
     this.ready = this.ready.filter((r) => r !== rec);
@@ -205,11 +208,16 @@ export class Pool {
     } catch {
       // Channel already closed: it is on its way out.
     }
+    let killed = false;
     const kill = setTimeout(() => {
       this.log.warn({ slot: rec.slot, active: rec.active }, 'drain timeout; killing worker');
+      killed = true;
       rec.worker.process.kill('SIGKILL');
     }, this.opts.drainTimeout);
-    return exited.finally(() => clearTimeout(kill));
+    return exited.then(() => {
+      clearTimeout(kill);
+      return killed;
+    });
   }
 
   /** Rolling reload: per slot, start the new worker, wait until it is ready, then drain the old. */
@@ -228,13 +236,14 @@ export class Pool {
     }
   }
 
-  /** Drains every worker (in parallel) and resolves when all have exited. */
-  async stop(): Promise<void> {
+  /** Drains every worker (in parallel); resolves with how many had to be killed. */
+  async stop(): Promise<number> {
     this.stopping = true;
     for (const t of this.timers) clearTimeout(t);
     this.timers.clear();
     if (this.watchdogTimer) clearInterval(this.watchdogTimer);
-    await Promise.all([...this.records].map((r) => this.retire(r, 'shutdown')));
+    const killed = await Promise.all([...this.records].map((r) => this.retire(r, 'shutdown')));
+    return killed.filter(Boolean).length;
   }
 }
 

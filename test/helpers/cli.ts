@@ -28,14 +28,22 @@ export interface StartOptions {
   wait?: 'ready' | 'listening' | 'none';
   uid?: number;
   gid?: number;
+  /** Node binary to run (default: this one). */
+  node?: string;
 }
 
 const DEFAULT_ARGS = ['--port', '0', '--metrics-port', '0', '--workers', '2', '--log-level', 'info'];
 
 export function run(args: string[], o: StartOptions = {}): Running & { started: Promise<void> } {
   const tag = randomUUID();
-  const proc = spawn(process.execPath, [CLI, ...DEFAULT_ARGS, ...args], {
-    env: { ...process.env, ...o.env, ACCEPTOR_TEST_TAG: tag },
+  const env: NodeJS.ProcessEnv = { ...process.env, ...o.env, ACCEPTOR_TEST_TAG: tag };
+  const argv = [CLI, ...DEFAULT_ARGS, ...args];
+  // Another user cannot write tap's coverage files, and tap instruments every node it sees
+  // spawned: run that one through `env -i`, uninstrumented.
+  const node = o.node ?? process.execPath;
+  const [cmd, cmdArgs] = o.uid === undefined ? [node, argv] : ['/usr/bin/env', ['-i', `PATH=${process.env.PATH}`, `ACCEPTOR_TEST_TAG=${tag}`, node, ...argv]];
+  const proc = spawn(cmd, cmdArgs, {
+    env,
     stdio: ['ignore', 'pipe', 'pipe'],
     ...(o.uid !== undefined ? { uid: o.uid, gid: o.gid } : {}),
   });

@@ -1,0 +1,76 @@
+// Signals on the real process: SIGTERM / SIGINT drain and exit, no orphans.
+import t from 'tap';
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { start, fixture, tagged, sleep, workerPids, until } from './helpers/cli.js';
+import { rawRequest, get } from './helpers/http.js';
+
+for (const signal of ['SIGTERM', 'SIGINT'] as const) {
+  t.test(`${signal} lets in-flight requests finish, tells newcomers busy, exits 0`, async (t) => {
+    const holdFile = join(t.testdir(), 'release');
+    const acc = await start(['--workers', '2', '--drain-timeout', '10s', '--handler', fixture('hold.mjs')], { env: { HOLD_FILE: holdFile } });
+    t.teardown(() => acc.stop('SIGKILL'));
+    const inflight = [rawRequest(acc.port), rawRequest(acc.port)];
+    await Promise.all(inflight.map((r) => r.connected));
+    await sleep(200);
+    acc.proc.kill(signal);
+    await acc.waitFor((l) => l.msg === 'shutting down: draining');
+    const late = await rawRequest(acc.port).response;
+    t.equal(late.status, 503, 'a new connection during the drain is told busy');
+    await sleep(300);
+    t.equal(acc.proc.exitCode, null, 'still draining while requests are in flight');
+    writeFileSync(holdFile, '');
+    const served = await Promise.all(inflight.map((r) => r.response));
+    t.same(served.map((r) => r.status), [200, 200], 'in-flight requests complete');
+    t.equal((await acc.exited).code, 0, 'exit 0');
+    await sleep(100);
+    t.same(tagged(acc.tag), [], 'no orphan processes');
+  });
+}
+
+t.test('drain timeout: a request that never finishes is cut, exit 1 within the timeout', async (t) => {
+  const holdFile = join(t.testdir(), 'never');
+  const acc = await start(['--workers', '1', '--drain-timeout', '500ms', '--handler', fixture('hold.mjs')], { env: { HOLD_FILE: holdFile } });
+  t.teardown(() => acc.stop('SIGKILL'));
+  const stuck = rawRequest(acc.port);
+  await stuck.connected;
+  await sleep(200);
+  const t0 = Date.now();
+  acc.proc.kill('SIGTERM');
+  const { code } = await acc.exited;
+  const took = Date.now() - t0;
+  t.equal(code, 1, 'exit 1: a worker had to be killed');
+  t.ok(took < 3000, `exited in ${took}ms`);
+  await sleep(100);
+  t.same(tagged(acc.tag), [], 'no orphan processes');
+});
+
+t.test('idle keep-alive connections do not hold up the drain', async (t) => {
+  const acc = await start(['--workers', '1', '--drain-timeout', '20s']);
+  t.teardown(() => acc.stop('SIGKILL'));
+  const keep = rawRequest(acc.port, '/', '127.0.0.1');
+  // rawRequest asks for close; open a keep-alive one by hand
+  keep.socket.destroy();
+  const { connect } = await import('node:net');
+  const s = connect(acc.port, '127.0.0.1');
+  s.write('GET / HTTP/1.1\r\nHost: x\r\n\r\n');
+  await new Promise((r) => s.once('data', r));
+  const closed = new Promise((r) => s.on('close', r));
+  s.on('error', () => {});
+  const t0 = Date.now();
+  acc.proc.kill('SIGTERM');
+  await closed;
+  t.equal((await acc.exited).code, 0);
+  t.ok(Date.now() - t0 < 5000, 'did not wait for the keep-alive timeout or drain timeout');
+});
+
+t.test('the primary killed with -9 leaves no workers behind', async (t) => {
+  const acc = await start(['--workers', '2']);
+  const workers = workerPids(acc);
+  t.equal(workers.length, 2);
+  acc.proc.kill('SIGKILL');
+  await acc.exited;
+  await until(() => tagged(acc.tag).length === 0, 5000);
+  t.pass('workers exited with their primary');
+  await t.rejects(get(acc.port), 'port closed');
+});

@@ -1,0 +1,103 @@
+// Bind failures end the start: one line with address, port and cause, exit 1, no worker left.
+import t, { type Test } from 'tap';
+import { createServer, type Server } from 'node:net';
+import { readFileSync, statSync, copyFileSync, chmodSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { run, start, tagged, sleep, CLI } from '../helpers/cli.js';
+import { get } from '../helpers/http.js';
+import { effectiveBacklog, somaxconn } from '../../src/endpoint/bind.js';
+
+async function failsToBind(t: Test, args: string[], expect: RegExp, opts: { uid?: number; gid?: number; node?: string } = {}): Promise<void> {
+  const r = run(args, { wait: 'none', ...opts });
+  const { code } = await r.exited;
+  t.equal(code, 1, 'exit 1');
+  const lines = r.stderr().trimEnd().split('\n');
+  t.equal(lines.length, 1, `one line: ${r.stderr()}`);
+  t.match(lines[0], expect);
+  t.notOk(r.lines.some((l) => l.msg === 'worker ready'), 'no worker was started');
+  await sleep(100);
+  t.same(tagged(r.tag), [], 'no process left running');
+}
+
+t.test('address in use', async (t) => {
+  const holder: Server = createServer();
+  await new Promise<void>((r) => holder.listen(0, '127.0.0.1', r));
+  t.teardown(() => holder.close());
+  const port = (holder.address() as { port: number }).port;
+  await failsToBind(t, ['--host', '127.0.0.1', '--port', String(port)], new RegExp(`^acceptor: cannot bind 127\\.0\\.0\\.1:${port}: EADDRINUSE \\(address already in use\\)$`));
+});
+
+t.test('address in use, for a strategy where the workers listen', async (t) => {
+  const holder: Server = createServer();
+  await new Promise<void>((r) => holder.listen(0, '127.0.0.1', r));
+  t.teardown(() => holder.close());
+  const port = (holder.address() as { port: number }).port;
+  await failsToBind(t, ['--host', '127.0.0.1', '--port', String(port), '--strategy', 'shared'], new RegExp(`cannot bind 127\\.0\\.0\\.1:${port}: EADDRINUSE`));
+});
+
+t.test('address not on this host', async (t) => {
+  // TEST-NET-2: reserved for documentation, never assigned here. Binding sends no packet.
+  await failsToBind(t, ['--host', '198.51.100.1', '--port', '0'], /^acceptor: cannot bind 198\.51\.100\.1:0: EADDRNOTAVAIL \(address not available on this host\)$/);
+});
+
+/** The first directory on the way to `path` that other users may not enter, if any. */
+function closedTo(path: string): string | undefined {
+  for (let p = dirname(path); p !== '/'; p = dirname(p)) if (!(statSync(p).mode & 0o001)) return p;
+  return undefined;
+}
+const unprivilegedStart = Number(readFileSync('/proc/sys/net/ipv4/ip_unprivileged_port_start', 'utf8'));
+const asRoot = process.getuid!() === 0;
+const privilegedSkip =
+  unprivilegedStart <= 80 ? `net.ipv4.ip_unprivileged_port_start is ${unprivilegedStart}: port 80 is not privileged on this host`
+  : asRoot && closedTo(CLI) ? `the checkout is inside ${closedTo(CLI)}, which user nobody cannot enter`
+  : false;
+t.test('privileged port as an unprivileged user', { skip: privilegedSkip }, async (t) => {
+  // As root, run the acceptor as nobody; otherwise as ourselves.
+  let node = process.execPath;
+  if (asRoot && closedTo(node)) {
+    // e.g. `npx node@24` keeps its binary under /root: give nobody a copy it can run.
+    node = join(t.testdir(), 'node');
+    copyFileSync(process.execPath, node);
+    chmodSync(dirname(node), 0o755);
+    for (let p = dirname(dirname(node)); p !== '/'; p = dirname(p)) if (!(statSync(p).mode & 0o001)) chmodSync(p, statSync(p).mode | 0o005);
+  }
+  const as = asRoot ? { uid: 65534, gid: 65534, node } : {};
+  await failsToBind(t, ['--host', '127.0.0.1', '--port', '80'], /^acceptor: cannot bind 127\.0\.0\.1:80: EACCES \(permission denied \(privileged port\?\)\)$/, as);
+});
+
+t.test('host name that does not resolve', async (t) => {
+  await failsToBind(t, ['--host', 'no-such-host.invalid'], /^acceptor: cannot resolve host "no-such-host.invalid": E[A-Z_]+$/);
+});
+
+t.test('a name binds its first address that binds, and logs them all', async (t) => {
+  const acc = await start(['--host', 'localhost', '--workers', '1']);
+  t.teardown(() => acc.stop('SIGKILL'));
+  const resolved = acc.lines.find((l) => l.msg === 'resolved endpoint')!;
+  const listening = acc.lines.find((l) => l.msg === 'listening')!;
+  t.ok(Array.isArray(resolved.addresses) && (resolved.addresses as string[]).length >= 1, 'every address logged');
+  t.equal(listening.address, (resolved.addresses as string[])[0], 'the first address is the one bound');
+  t.equal((await get(acc.port, '/', listening.address as string)).status, 200);
+});
+
+t.test('IPv6 loopback, and dual stack on all interfaces', async (t) => {
+  const v6 = await start(['--host', '::1', '--workers', '1']);
+  t.teardown(() => v6.stop('SIGKILL'));
+  t.equal((await get(v6.port, '/', '::1')).status, 200, 'served on ::1');
+  const all = await start(['--workers', '1']);
+  t.teardown(() => all.stop('SIGKILL'));
+  t.equal(all.lines.find((l) => l.msg === 'listening')!.address, '::', 'no host binds :: (dual stack)');
+  t.equal((await get(all.port, '/', '127.0.0.1')).status, 200, 'IPv4 client on the dual-stack socket');
+  t.equal((await get(all.port, '/', '::1')).status, 200, 'IPv6 client on the dual-stack socket');
+});
+
+t.test('the kernel backlog cap is read and logged when it bites', async (t) => {
+  const cap = somaxconn();
+  t.ok(cap && cap > 0, `somaxconn ${cap}`);
+  t.equal(effectiveBacklog(cap! + 1), cap);
+  t.equal(effectiveBacklog(3), 3);
+  const acc = await start(['--backlog', String(cap! + 100), '--workers', '1']);
+  t.teardown(() => acc.stop('SIGKILL'));
+  const warn = acc.lines.find((l) => l.msg === 'kernel caps the listen backlog at net.core.somaxconn');
+  t.ok(warn, 'warned');
+  t.equal(warn?.kernelBacklog, cap);
+});

@@ -1,0 +1,59 @@
+// --protocol tcp: the handler gets the socket; busy is a line (or a reset).
+import t from 'tap';
+import { connect, type Socket } from 'node:net';
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { start, fixture } from '../helpers/cli.js';
+
+function talk(port: number, send?: string): { socket: Socket; connected: Promise<void>; closed: Promise<{ data: string; error?: string }> } {
+  const socket = connect({ port, host: '127.0.0.1' });
+  let data = '';
+  let error: string | undefined;
+  socket.setEncoding('utf8').on('data', (d: string) => (data += d));
+  socket.on('error', (e: NodeJS.ErrnoException) => (error = e.code));
+  if (send) socket.write(send);
+  const connected = new Promise<void>((r) => socket.once('connect', () => r()));
+  const closed = new Promise<{ data: string; error?: string }>((r) => socket.on('close', () => r({ data, ...(error ? { error } : {}) })));
+  return { socket, connected, closed };
+}
+
+t.test('built-in tcp app echoes', async (t) => {
+  const acc = await start(['--protocol', 'tcp', '--host', '127.0.0.1']);
+  t.teardown(() => acc.stop('SIGKILL'));
+  const c = talk(acc.port, 'ping\n');
+  await new Promise((r) => c.socket.once('data', r));
+  c.socket.end();
+  t.equal((await c.closed).data, 'ping\n');
+});
+
+t.test('past slots and backlog a tcp client gets the busy line', async (t) => {
+  const holdFile = join(t.testdir(), 'release');
+  const acc = await start(['--protocol', 'tcp', '--host', '127.0.0.1', '--workers', '1', '--max-connections', '1', '--backlog', '1', '--tcp-busy', 'BUSY try later\\n', '--handler', fixture('tcp-hold.mjs')], { env: { HOLD_FILE: holdFile } });
+  t.teardown(() => acc.stop('SIGKILL'));
+  const a = talk(acc.port);
+  await a.connected;
+  const b = talk(acc.port);
+  await b.connected;
+  const c = talk(acc.port);
+  t.same(await c.closed, { data: 'BUSY try later\n' }, 'third is told busy and closed');
+  writeFileSync(holdFile, '');
+  t.equal((await a.closed).data, 'hello\nbye\n', 'first served');
+  t.equal((await b.closed).data, 'hello\nbye\n', 'queued one served after');
+});
+
+t.test('--tcp-busy reset refuses with a TCP reset', async (t) => {
+  const holdFile = join(t.testdir(), 'release');
+  const acc = await start(['--protocol', 'tcp', '--host', '127.0.0.1', '--workers', '1', '--max-connections', '1', '--backlog', '1', '--tcp-busy', 'reset', '--handler', fixture('tcp-hold.mjs')], { env: { HOLD_FILE: holdFile } });
+  t.teardown(() => acc.stop('SIGKILL'));
+  const a = talk(acc.port);
+  await a.connected;
+  const b = talk(acc.port);
+  await b.connected;
+  const c = talk(acc.port);
+  const r = await c.closed;
+  t.equal(r.data, '');
+  t.equal(r.error, 'ECONNRESET');
+  writeFileSync(holdFile, '');
+  await a.closed;
+  await b.closed;
+});
