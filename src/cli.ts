@@ -1,9 +1,9 @@
 #!/usr/bin/env node
 // `acceptor`: options from flags and ACCEPTOR_* env. Exit 2 for a bad option, 1 for a failed
 // start (bind, resolve), 0 after a clean drain on SIGTERM / SIGINT. SIGHUP reloads.
-import { readFileSync } from 'node:fs';
 import { helpText, OptionError, parseArgv } from './options.js';
 import { startAcceptor, type Acceptor } from './primary/acceptor.js';
+import { VERSION } from './version.js';
 
 function fail(code: number, message: string): never {
   process.stderr.write(`acceptor: ${message}\n`);
@@ -18,8 +18,7 @@ try {
     process.exit(0);
   }
   if (parsed === 'version') {
-    const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
-    process.stdout.write(`${pkg.version}\n`);
+    process.stdout.write(`${VERSION}\n`);
     process.exit(0);
   }
   acceptor = await startAcceptor(parsed);

@@ -3,15 +3,12 @@
 // tells it busy. Admission is exact because the primary alone counts the slots: a slot is taken
 // at hand-off and freed when the worker reports the connection closed.
 import type { Server, Socket } from 'node:net';
-import { performance } from 'node:perf_hooks';
 import { BoundedQueue } from '../admission/queue.js';
+import { clock } from '../clock.js';
 import type { Refuse, RejectReason } from '../admission/busy.js';
 import type { Counters } from '../metrics/counters.js';
 import type { Pool, WorkerRecord } from '../primary/pool.js';
 import type { FromWorker } from '../worker/protocol.js';
-
-/** Wall-clock milliseconds with sub-ms precision, comparable across the cluster's processes. */
-export const clock = (): number => performance.timeOrigin + performance.now();
 
 export class Handoff {
   readonly queue: BoundedQueue<Socket>;

@@ -9,6 +9,10 @@ import { bindEndpoint, effectiveBacklog, probeEndpoint } from '../endpoint/bind.
 import { busyPayload, makeRefuse } from '../admission/busy.js';
 import { Handoff } from '../dispatch/handoff.js';
 import { Counters } from '../metrics/counters.js';
+import { primaryRegistry } from '../metrics/primary.js';
+import { ClusterScrape } from '../metrics/cluster.js';
+import { serveMetrics } from '../metrics/server.js';
+import { VERSION } from '../version.js';
 import { Pool } from './pool.js';
 
 export interface Acceptor {
@@ -16,7 +20,11 @@ export interface Acceptor {
   /** The address that was bound (the first of the host's addresses that would bind). */
   readonly address: string;
   readonly port: number;
+  /** Port of /metrics, if served. */
+  readonly metricsPort: number | undefined;
   readonly log: Logger;
+  /** The cluster-wide scrape, as /metrics serves it. */
+  metrics(): Promise<string>;
   /** Resolves once every worker has been ready (may never, if the handler cannot load). */
   readonly ready: Promise<void>;
   /** Rolling reload: new worker up and ready, then the old one drained, one slot at a time. */
@@ -46,14 +54,28 @@ export async function startAcceptor(input: Partial<AcceptorOptions> = {}): Promi
   const counters = new Counters();
   cluster.schedulingPolicy = opts.strategy === 'round-robin' ? cluster.SCHED_RR : cluster.SCHED_NONE;
   let dispatch: Handoff | undefined;
+  let scrape: ClusterScrape | undefined;
   const pool = new Pool(opts, { options: opts, address: bound.address, port: bound.port }, counters, log, {
     ready: () => dispatch?.onReady(),
     exit: (rec) => dispatch?.onExit(rec),
-    message: (rec, msg) => dispatch?.onMessage(rec, msg),
+    message: (rec, msg) => (msg.t === 'm' ? scrape?.onMessage(rec, msg) : dispatch?.onMessage(rec, msg)),
   });
   if (handoff) {
     const refuse = makeRefuse(busyPayload(opts.protocol, opts.retryAfter, opts.tcpBusy));
     dispatch = new Handoff(bound.server as Server, pool, opts.maxConnections, opts.backlog, opts.queueTimeout, counters, refuse);
+  }
+  const registry = primaryRegistry(opts, { counters, pool, queueDepth: () => dispatch?.queue.length, port: bound.port, kernelBacklog, version: VERSION });
+  scrape = new ClusterScrape(pool, registry);
+  let metricsServer: import('node:http').Server | undefined;
+  if (opts.metrics) {
+    try {
+      metricsServer = await serveMetrics(opts.metricsHost, opts.metricsPort, opts.metricsToken, () => scrape!.text(), log);
+    } catch (err) {
+      bound.server?.close();
+      throw err;
+    }
+    const m = metricsServer.address() as { address: string; port: number };
+    log.info({ address: m.address, port: m.port, token: opts.metricsToken !== undefined }, 'metrics listening');
   }
   const ready = pool.start().then(() => log.info({ workers: opts.workers }, 'acceptor ready'));
 
@@ -63,8 +85,10 @@ export async function startAcceptor(input: Partial<AcceptorOptions> = {}): Promi
     options: opts,
     address: bound.address,
     port: bound.port,
+    metricsPort: metricsServer ? (metricsServer.address() as { port: number }).port : undefined,
     log,
     ready,
+    metrics: () => scrape!.text(),
     reload() {
       if (closing) return Promise.resolve();
       reloading ??= (log.info('rolling reload'), pool.reload().finally(() => {
@@ -84,6 +108,8 @@ export async function startAcceptor(input: Partial<AcceptorOptions> = {}): Promi
         // No waiting on close's callback: node:net stops counting a socket once it is sent to a
         // worker, so the callback would never come. The workers have exited: nothing is open.
         bound.server?.close();
+        metricsServer?.close();
+        metricsServer?.closeAllConnections();
         log.info({ ms: Date.now() - t0, killed }, 'stopped');
         return killed > 0 ? 1 : 0;
       })();

@@ -5,6 +5,8 @@ import { createLogger } from '../log.js';
 import { loadHandler } from '../handler/load.js';
 import { busyPayload, makeRefuse } from '../admission/busy.js';
 import { Counters } from '../metrics/counters.js';
+import { workerRegistry } from '../metrics/worker.js';
+import { clock } from '../clock.js';
 import { createHttp } from './http.js';
 import type { FromWorker, ToWorker, WorkerConfig } from './protocol.js';
 
@@ -28,6 +30,8 @@ try {
 const sockets = new Set<Socket>();
 let draining = false;
 let closedUnreported = 0;
+let handled = 0;
+const metrics = workerRegistry(slot, counters, () => sockets.size, () => handled);
 const handoff = opts.strategy === 'handoff';
 
 const http = opts.protocol === 'http' ? createHttp(handler as Parameters<typeof createHttp>[0], opts, counters, log) : undefined;
@@ -63,6 +67,7 @@ function onClose(this: Socket): void {
 }
 
 function serve(socket: Socket): void {
+  handled++;
   sockets.add(socket);
   socket.on('close', onClose);
   if (http) http.server.emit('connection', socket);
@@ -94,7 +99,12 @@ if (!handoff) {
 
 process.on('message', (msg: ToWorker, handle?: Socket) => {
   if (msg.t === 'c') {
-    if (handle) serve(handle);
+    if (handle) {
+      metrics.dispatch.observe((clock() - msg.a) / 1000);
+      serve(handle);
+    }
+  } else if (msg.t === 'm') {
+    void metrics.register.getMetricsAsJSON().then((m) => send({ t: 'm', id: msg.id, metrics: m }));
   } else if (msg.t === 'drain') {
     drain();
   }

@@ -1,0 +1,13 @@
+// Metric names and help: part of the interface (dashboards and alert rules depend on them).
+// Units are base units; counters end in _total.
+
+/** Series shared by the primary and the workers: summed across the cluster on scrape. */
+export const SHARED = {
+  accepted: { name: 'acceptor_connections_accepted_total', help: 'Connections accepted: by the primary (handoff) or by workers (other strategies). A connection later told busy was accepted too.' },
+  rejected: { name: 'acceptor_connections_rejected_total', help: 'Connections told busy (HTTP 503, tcp busy line or reset), by reason.' },
+  errors: { name: 'acceptor_connection_errors_total', help: 'Connections that ended in an error rather than served or refused, by reason.' },
+} as const;
+
+export const LABEL_WORKER = 'worker';
+/** `worker` label value of the primary's own process metrics. */
+export const PRIMARY_WORKER = 'primary';

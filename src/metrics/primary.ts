@@ -1,0 +1,122 @@
+// The primary's registry. Every value is read at scrape time from state the accept path keeps
+// anyway (plain numbers), so metrics cost the accept path nothing.
+import { Counter, Gauge, Registry, collectDefaultMetrics } from 'prom-client';
+import { REJECT_REASONS } from '../admission/busy.js';
+import { ERROR_REASONS, RESTART_REASONS, type Counters } from './counters.js';
+import { kernelQueuesReadable, listenOverflows, listenQueueDepth } from './kernel.js';
+import { LABEL_WORKER, PRIMARY_WORKER, SHARED } from './names.js';
+import type { Pool, WorkerState } from '../primary/pool.js';
+import type { AcceptorOptions } from '../options.js';
+
+export interface PrimaryState {
+  counters: Counters;
+  pool: Pool;
+  /** Connections waiting in the primary's queue now (handoff), else undefined. */
+  queueDepth: () => number | undefined;
+  port: number;
+  kernelBacklog: number;
+  version: string;
+}
+
+const STATES: WorkerState[] = ['starting', 'ready', 'draining'];
+
+export function primaryRegistry(opts: AcceptorOptions, s: PrimaryState): Registry {
+  const register = new Registry();
+  const registers = [register];
+  collectDefaultMetrics({ register, labels: { [LABEL_WORKER]: PRIMARY_WORKER } });
+
+  new Gauge({ name: 'acceptor_info', help: 'Configuration of this acceptor (value 1).', labelNames: ['strategy', 'protocol', 'version'], registers }).set(
+    { strategy: opts.strategy, protocol: opts.protocol, version: s.version },
+    1,
+  );
+  new Counter({
+    ...SHARED.accepted,
+    registers,
+    collect() {
+      this.reset();
+      this.inc(s.counters.accepted);
+    },
+  });
+  new Counter({
+    ...SHARED.rejected,
+    labelNames: ['reason'],
+    registers,
+    collect() {
+      for (const reason of REJECT_REASONS) {
+        this.remove({ reason });
+        this.inc({ reason }, s.counters.rejected[reason]);
+      }
+    },
+  });
+  new Counter({
+    ...SHARED.errors,
+    labelNames: ['reason'],
+    registers,
+    collect() {
+      for (const reason of ERROR_REASONS) {
+        this.remove({ reason });
+        this.inc({ reason }, Math.max(0, s.counters.errors[reason]));
+      }
+    },
+  });
+  if (s.queueDepth() !== undefined) {
+    new Gauge({
+      name: 'acceptor_queue_depth',
+      help: "Connections waiting in the acceptor's own queue for a worker slot.",
+      registers,
+      collect() {
+        this.set(s.queueDepth() ?? 0);
+      },
+    });
+    new Gauge({ name: 'acceptor_queue_capacity', help: "Capacity of the acceptor's queue (--backlog).", registers }).set(opts.backlog);
+  }
+  new Gauge({ name: 'acceptor_worker_max_connections', help: 'Connections one worker holds before it counts as full (--max-connections).', registers }).set(opts.maxConnections);
+  // Absent, not zero, where the kernel cannot tell.
+  if (kernelQueuesReadable()) {
+    new Gauge({
+      name: 'acceptor_listen_queue_depth',
+      help: "Connections in the kernel's accept queue of the listening socket(s) now (Linux /proc/net/tcp rx_queue).",
+      registers,
+      collect() {
+        this.set(listenQueueDepth(s.port) ?? 0);
+      },
+    });
+    new Gauge({ name: 'acceptor_listen_backlog', help: "Effective kernel listen backlog: --backlog capped by net.core.somaxconn.", registers }).set(s.kernelBacklog);
+  }
+  const overflowBase = listenOverflows();
+  if (overflowBase !== undefined) {
+    new Counter({
+      name: 'acceptor_listen_overflows_total',
+      help: 'TcpExt ListenOverflows since the acceptor started. Host-wide: the kernel counts every listening socket on the host.',
+      registers,
+      collect() {
+        this.reset();
+        this.inc(Math.max(0, (listenOverflows() ?? overflowBase) - overflowBase));
+      },
+    });
+  }
+  new Gauge({
+    name: 'acceptor_workers',
+    help: 'Worker processes by state.',
+    labelNames: ['state'],
+    registers,
+    collect() {
+      const n: Record<string, number> = { starting: 0, ready: 0, draining: 0 };
+      for (const r of s.pool.records) n[r.state]!++;
+      for (const state of STATES) this.set({ state }, n[state]!);
+    },
+  });
+  new Counter({
+    name: 'acceptor_worker_restarts_total',
+    help: 'Workers replaced, by reason: crash, startup (died before ready), watchdog (event loop stalled), reload.',
+    labelNames: ['reason'],
+    registers,
+    collect() {
+      for (const reason of RESTART_REASONS) {
+        this.remove({ reason });
+        this.inc({ reason }, s.counters.restarts[reason]);
+      }
+    },
+  });
+  return register;
+}

@@ -1,0 +1,22 @@
+// Scrape /metrics and read values out of the Prometheus text format.
+import { get } from './http.js';
+
+export async function scrape(port: number, token?: string): Promise<string> {
+  const r = await get(port, '/metrics', '127.0.0.1', token ? { authorization: `Bearer ${token}` } : {});
+  if (r.status !== 200) throw new Error(`scrape: HTTP ${r.status}`);
+  return r.body;
+}
+
+/** Value of the sample `series` (e.g. `acceptor_connections_rejected_total{reason="queue_full"}`), or undefined. */
+export function value(text: string, series: string): number | undefined {
+  for (const line of text.split('\n')) {
+    if (line.startsWith(series + ' ')) return Number(line.slice(series.length + 1));
+  }
+  return undefined;
+}
+
+export async function read(port: number, series: string): Promise<number> {
+  const v = value(await scrape(port), series);
+  if (v === undefined) throw new Error(`no sample ${series}`);
+  return v;
+}

@@ -1,0 +1,131 @@
+// Counters move exactly: N connections → accepted +N; each refusal → rejected{reason} +1.
+import t from 'tap';
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { start, run, fixture, sleep, until } from '../helpers/cli.js';
+import { rawRequest, get } from '../helpers/http.js';
+import { scrape, value, read } from '../helpers/metrics.js';
+
+const REJ = (reason: string): string => `acceptor_connections_rejected_total{reason="${reason}"}`;
+const ACC = 'acceptor_connections_accepted_total';
+
+t.test('accepted moves by exactly N', async (t) => {
+  const acc = await start(['--workers', '2']);
+  t.teardown(() => acc.stop('SIGKILL'));
+  const a0 = await read(acc.metricsPort, ACC);
+  const N = 50;
+  for (let i = 0; i < N; i++) t.equal((await get(acc.port)).status, 200);
+  const text = await scrape(acc.metricsPort);
+  t.equal(value(text, ACC)! - a0, N, `accepted +${N}`);
+  const handled = value(text, 'acceptor_connections_handled_total{worker="1"}')! + value(text, 'acceptor_connections_handled_total{worker="2"}')!;
+  t.equal(handled, a0 + N, 'every accepted connection was handled by a worker');
+});
+
+t.test('queue_full: each refusal +1, accepted counts it too; queue depth rises and falls', async (t) => {
+  const holdFile = join(t.testdir(), 'release');
+  const acc = await start(['--workers', '1', '--max-connections', '1', '--backlog', '2', '--handler', fixture('hold.mjs')], { env: { HOLD_FILE: holdFile } });
+  t.teardown(() => acc.stop('SIGKILL'));
+  const before = await scrape(acc.metricsPort);
+  const conns = [];
+  for (let i = 0; i < 3; i++) {
+    const c = rawRequest(acc.port);
+    await c.connected;
+    conns.push(c);
+  }
+  await until(async () => value(await scrape(acc.metricsPort), 'acceptor_queue_depth') === 2);
+  const refused = [];
+  for (let i = 0; i < 4; i++) refused.push(await rawRequest(acc.port).response);
+  t.same(refused.map((r) => r.status), [503, 503, 503, 503]);
+  const during = await scrape(acc.metricsPort);
+  t.equal(value(during, REJ('queue_full'))! - value(before, REJ('queue_full'))!, 4, 'queue_full +4');
+  t.equal(value(during, ACC)! - value(before, ACC)!, 7, 'accepted +7 (3 admitted, 4 refused)');
+  t.equal(value(during, 'acceptor_queue_depth'), 2, 'two waiting');
+  t.equal(value(during, 'acceptor_queue_capacity'), 2);
+  t.equal(value(during, 'acceptor_worker_connections{worker="1"}'), 1, 'one open on the worker');
+  writeFileSync(holdFile, '');
+  await Promise.all(conns.map((c) => c.response));
+  await until(async () => value(await scrape(acc.metricsPort), 'acceptor_queue_depth') === 0);
+  const after = await scrape(acc.metricsPort);
+  t.equal(value(after, 'acceptor_queue_depth'), 0, 'queue drained');
+  t.equal(value(after, REJ('queue_full'))! - value(before, REJ('queue_full'))!, 4, 'no further refusals');
+  const h = value(after, 'acceptor_dispatch_duration_seconds_count')! - value(before, 'acceptor_dispatch_duration_seconds_count')!;
+  t.equal(h, 3, 'three hand-offs timed');
+});
+
+t.test('queue_timeout +1 per expired wait', async (t) => {
+  const holdFile = join(t.testdir(), 'release');
+  const acc = await start(['--workers', '1', '--max-connections', '1', '--backlog', '5', '--queue-timeout', '200ms', '--handler', fixture('hold.mjs')], { env: { HOLD_FILE: holdFile } });
+  t.teardown(() => acc.stop('SIGKILL'));
+  const b = await read(acc.metricsPort, REJ('queue_timeout'));
+  const held = rawRequest(acc.port);
+  await held.connected;
+  const waits = [rawRequest(acc.port), rawRequest(acc.port)];
+  t.same((await Promise.all(waits.map((w) => w.response))).map((r) => r.status), [503, 503]);
+  t.equal((await read(acc.metricsPort, REJ('queue_timeout'))) - b, 2);
+  writeFileSync(holdFile, '');
+  await held.response;
+});
+
+t.test('worker_full +1 where workers accept (round-robin)', async (t) => {
+  const holdFile = join(t.testdir(), 'release');
+  const acc = await start(['--strategy', 'round-robin', '--host', '127.0.0.1', '--workers', '1', '--max-connections', '1', '--handler', fixture('hold.mjs')], { env: { HOLD_FILE: holdFile } });
+  t.teardown(() => acc.stop('SIGKILL'));
+  const before = await scrape(acc.metricsPort);
+  const held = rawRequest(acc.port);
+  await held.connected;
+  await sleep(300);
+  t.equal((await rawRequest(acc.port).response).status, 503);
+  const after = await scrape(acc.metricsPort);
+  t.equal(value(after, REJ('worker_full'))! - value(before, REJ('worker_full'))!, 1, 'worker_full +1');
+  t.equal(value(after, ACC)! - value(before, ACC)!, 2, 'the worker accepted both');
+  t.equal(value(after, 'acceptor_queue_depth'), undefined, 'no acceptor queue in this strategy');
+  writeFileSync(holdFile, '');
+  await held.response;
+});
+
+t.test('no_worker +1 while every worker is down', async (t) => {
+  const acc = run(['--workers', '1', '--handler', fixture('throws-at-load.mjs')], { wait: 'listening' });
+  t.teardown(() => acc.stop('SIGKILL'));
+  await acc.started;
+  await acc.waitFor((l) => l.msg === 'metrics listening');
+  const port = Number(acc.lines.find((l) => l.msg === 'metrics listening')!.port);
+  await acc.waitFor((l) => l.msg === 'worker died');
+  const b = await read(port, REJ('no_worker'));
+  t.equal((await rawRequest(acc.port).response).status, 503);
+  t.equal((await read(port, REJ('no_worker'))) - b, 1, 'no_worker +1');
+  t.ok((await read(port, 'acceptor_worker_restarts_total{reason="startup"}')) >= 1, 'restarts counted as startup');
+});
+
+t.test('shutting_down +1 for a connection during the drain', async (t) => {
+  const holdFile = join(t.testdir(), 'release');
+  const acc = await start(['--workers', '1', '--handler', fixture('hold.mjs')], { env: { HOLD_FILE: holdFile } });
+  t.teardown(() => acc.stop('SIGKILL'));
+  const b = await read(acc.metricsPort, REJ('shutting_down'));
+  const held = rawRequest(acc.port);
+  await held.connected;
+  await sleep(100);
+  acc.proc.kill('SIGTERM');
+  await acc.waitFor((l) => l.msg === 'shutting down: draining');
+  t.equal((await rawRequest(acc.port).response).status, 503);
+  t.equal((await read(acc.metricsPort, REJ('shutting_down'))) - b, 1, 'shutting_down +1');
+  writeFileSync(holdFile, '');
+  t.equal((await held.response).status, 200);
+  t.equal((await acc.exited).code, 0);
+});
+
+t.test('worker_exit counts connections lost with a killed worker', async (t) => {
+  const holdFile = join(t.testdir(), 'never');
+  const acc = await start(['--workers', '1', '--handler', fixture('hold.mjs')], { env: { HOLD_FILE: holdFile } });
+  t.teardown(() => acc.stop('SIGKILL'));
+  const held = [rawRequest(acc.port), rawRequest(acc.port)];
+  await Promise.all(held.map((h) => h.connected));
+  await until(async () => value(await scrape(acc.metricsPort), 'acceptor_worker_connections{worker="1"}') === 2);
+  const mark = acc.lines.length;
+  const pid = Number(acc.lines.find((l) => l.msg === 'worker ready')!.workerPid);
+  process.kill(pid, 'SIGKILL');
+  await acc.waitFor((l) => l.msg === 'worker ready', 10_000, mark);
+  const text = await scrape(acc.metricsPort);
+  t.equal(value(text, 'acceptor_connection_errors_total{reason="worker_exit"}'), 2, 'both lost connections counted');
+  t.equal(value(text, 'acceptor_worker_restarts_total{reason="crash"}'), 1);
+  await Promise.all(held.map((h) => h.response));
+});
