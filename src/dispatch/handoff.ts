@@ -38,7 +38,7 @@ export class Handoff {
       const w = this.pick();
       if (w) return this.send(w, socket, at);
     }
-    if (this.pool.alive === 0) return this.reject(socket, 'no_worker');
+    if (this.pool.responsive === 0) return this.reject(socket, 'no_worker');
     if (!this.queue.push(socket, at)) return this.reject(socket, 'queue_full');
     this.armSweeper();
   };
@@ -101,11 +101,14 @@ export class Handoff {
   onExit(w: WorkerRecord): void {
     this.counters.errors.worker_exit += w.active;
     w.active = 0;
-    // Every worker gone and the next one only after a crash backoff: waiting is pointless.
-    if (this.pool.alive === 0) {
-      for (let q = this.queue.shift(); q; q = this.queue.shift()) this.reject(q.item, 'no_worker');
-    }
+    this.flushIfNoWorker();
     this.drain();
+  }
+
+  /** Every worker gone (crash backoff) or stalled: waiting is pointless, tell them busy now. */
+  flushIfNoWorker(): void {
+    if (this.pool.responsive > 0) return;
+    for (let q = this.queue.shift(); q; q = this.queue.shift()) this.reject(q.item, 'no_worker');
   }
 
   /** The queue is FIFO with one timeout, so only its head can be overdue first. */

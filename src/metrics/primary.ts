@@ -18,7 +18,7 @@ export interface PrimaryState {
   version: string;
 }
 
-const STATES: WorkerState[] = ['starting', 'ready', 'draining'];
+const STATES: WorkerState[] = ['starting', 'ready', 'stalled', 'draining'];
 
 export function primaryRegistry(opts: AcceptorOptions, s: PrimaryState): Registry {
   const register = new Registry();
@@ -101,7 +101,7 @@ export function primaryRegistry(opts: AcceptorOptions, s: PrimaryState): Registr
     labelNames: ['state'],
     registers,
     collect() {
-      const n: Record<string, number> = { starting: 0, ready: 0, draining: 0 };
+      const n: Record<string, number> = { starting: 0, ready: 0, stalled: 0, draining: 0 };
       for (const r of s.pool.records) n[r.state]!++;
       for (const state of STATES) this.set({ state }, n[state]!);
     },

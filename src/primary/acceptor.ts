@@ -57,6 +57,7 @@ export async function startAcceptor(input: Partial<AcceptorOptions> = {}): Promi
   let scrape: ClusterScrape | undefined;
   const pool = new Pool(opts, { options: opts, address: bound.address, port: bound.port }, counters, log, {
     ready: () => dispatch?.onReady(),
+    stalled: () => dispatch?.flushIfNoWorker(),
     exit: (rec) => dispatch?.onExit(rec),
     message: (rec, msg) => (msg.t === 'm' ? scrape?.onMessage(rec, msg) : dispatch?.onMessage(rec, msg)),
   });
@@ -64,10 +65,10 @@ export async function startAcceptor(input: Partial<AcceptorOptions> = {}): Promi
     const refuse = makeRefuse(busyPayload(opts.protocol, opts.retryAfter, opts.tcpBusy));
     dispatch = new Handoff(bound.server as Server, pool, opts.maxConnections, opts.backlog, opts.queueTimeout, counters, refuse);
   }
-  const registry = primaryRegistry(opts, { counters, pool, queueDepth: () => dispatch?.queue.length, port: bound.port, kernelBacklog, version: VERSION });
-  scrape = new ClusterScrape(pool, registry);
   let metricsServer: import('node:http').Server | undefined;
   if (opts.metrics) {
+    const registry = primaryRegistry(opts, { counters, pool, queueDepth: () => dispatch?.queue.length, port: bound.port, kernelBacklog, version: VERSION });
+    scrape = new ClusterScrape(pool, registry);
     try {
       metricsServer = await serveMetrics(opts.metricsHost, opts.metricsPort, opts.metricsToken, () => scrape!.text(), log);
     } catch (err) {
@@ -88,7 +89,7 @@ export async function startAcceptor(input: Partial<AcceptorOptions> = {}): Promi
     metricsPort: metricsServer ? (metricsServer.address() as { port: number }).port : undefined,
     log,
     ready,
-    metrics: () => scrape!.text(),
+    metrics: () => (scrape ? scrape.text() : Promise.reject(new Error('metrics are off (--no-metrics)'))),
     reload() {
       if (closing) return Promise.resolve();
       reloading ??= (log.info('rolling reload'), pool.reload().finally(() => {

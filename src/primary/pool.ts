@@ -5,9 +5,9 @@ import { fileURLToPath } from 'node:url';
 import type { Logger } from '../log.js';
 import type { AcceptorOptions } from '../options.js';
 import type { Counters, RestartReason } from '../metrics/counters.js';
-import type { FromWorker, WorkerConfig } from '../worker/protocol.js';
+import { HEARTBEAT_MS, STALL_MS, type FromWorker, type WorkerConfig } from '../worker/protocol.js';
 
-export type WorkerState = 'starting' | 'ready' | 'draining';
+export type WorkerState = 'starting' | 'ready' | 'stalled' | 'draining';
 
 export interface WorkerRecord {
   slot: number;
@@ -30,6 +30,8 @@ export interface WorkerRecord {
 
 export interface PoolHooks {
   ready(rec: WorkerRecord): void;
+  /** Silent for STALL_MS: it gets no new connections until it beats again. */
+  stalled(rec: WorkerRecord): void;
   exit(rec: WorkerRecord): void;
   message(rec: WorkerRecord, msg: FromWorker): void;
 }
@@ -66,10 +68,13 @@ export class Pool {
     cluster.on('exit', this.onExit);
   }
 
-  /** Worker processes that serve or are starting to (not draining). 0 during a crash backoff. */
-  get alive(): number {
+  /**
+   * Workers that can take connections now or soon: ready, or starting. 0 during a crash backoff
+   * and when every worker is stalled: then waiting is pointless and clients are told busy.
+   */
+  get responsive(): number {
     let n = 0;
-    for (const r of this.records) if (r.state !== 'draining') n++;
+    for (const r of this.records) if (r.state === 'ready' || r.state === 'starting') n++;
     return n;
   }
 
@@ -79,11 +84,8 @@ export class Pool {
    */
   start(): Promise<void> {
     for (let slot = 1; slot <= this.opts.workers; slot++) this.fork(slot).catch(() => {});
-    if (this.opts.watchdog > 0) {
-      const every = Math.max(50, Math.min(1000, this.opts.watchdog / 4));
-      this.watchdogTimer = setInterval(this.checkHeartbeats, every);
-      this.watchdogTimer.unref();
-    }
+    this.watchdogTimer = setInterval(this.checkHeartbeats, HEARTBEAT_MS);
+    this.watchdogTimer.unref();
     return new Promise((resolve) => {
       this.allReady = resolve;
     });
@@ -107,12 +109,18 @@ export class Pool {
     if (!rec || typeof msg !== 'object' || msg === null) return;
     if (msg.t === 'hb') {
       rec.lastBeat = Date.now();
+      if (rec.state === 'stalled') {
+        rec.state = 'ready';
+        this.setReady(rec);
+        this.log.info({ slot: rec.slot }, 'worker responsive again');
+        this.hooks.ready(rec);
+      }
       return;
     }
     if (msg.t === 'ready') {
       rec.state = 'ready';
       rec.readyAt = rec.lastBeat = Date.now();
-      this.ready = [...this.ready, rec].sort((a, b) => a.slot - b.slot);
+      this.setReady(rec);
       this.log.info({ slot: rec.slot, workerPid: worker.process.pid }, 'worker ready');
       this.hooks.ready(rec);
       rec.onReady?.();
@@ -180,15 +188,26 @@ export class Pool {
     this.timers.add(t);
   }
 
+  private setReady(rec: WorkerRecord): void {
+    this.ready = [...this.ready, rec].sort((a, b) => a.slot - b.slot);
+  }
+
   private checkHeartbeats = (): void => {
     const now = Date.now();
     for (const rec of this.records) {
-      if (rec.state !== 'ready' || rec.retiring) continue;
-      if (now - rec.lastBeat > this.opts.watchdog) {
-        this.log.error({ slot: rec.slot, workerPid: rec.worker.process.pid, stalledMs: now - rec.lastBeat }, 'worker event loop stalled; replacing it');
+      if ((rec.state !== 'ready' && rec.state !== 'stalled') || rec.retiring) continue;
+      const silent = now - rec.lastBeat;
+      if (this.opts.watchdog > 0 && silent > this.opts.watchdog) {
+        this.log.error({ slot: rec.slot, workerPid: rec.worker.process.pid, stalledMs: silent }, 'worker event loop stalled; replacing it');
         rec.retiring = 'watchdog';
+        rec.state = 'draining';
         this.ready = this.ready.filter((r) => r !== rec);
         rec.worker.process.kill('SIGKILL');
+      } else if (rec.state === 'ready' && silent > STALL_MS) {
+        this.log.warn({ slot: rec.slot, silentMs: silent }, 'worker stalled: no new connections for it');
+        rec.state = 'stalled';
+        this.ready = this.ready.filter((r) => r !== rec);
+        this.hooks.stalled(rec);
       }
     }
   };

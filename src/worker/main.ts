@@ -8,7 +8,7 @@ import { Counters } from '../metrics/counters.js';
 import { workerRegistry } from '../metrics/worker.js';
 import { clock } from '../clock.js';
 import { createHttp } from './http.js';
-import type { FromWorker, ToWorker, WorkerConfig } from './protocol.js';
+import { HEARTBEAT_MS, type FromWorker, type ToWorker, type WorkerConfig } from './protocol.js';
 
 const config = JSON.parse(process.env.ACCEPTOR_WORKER_CONFIG ?? 'null') as WorkerConfig;
 delete process.env.ACCEPTOR_WORKER_CONFIG; // the handler's own child processes need not see it
@@ -31,7 +31,8 @@ const sockets = new Set<Socket>();
 let draining = false;
 let closedUnreported = 0;
 let handled = 0;
-const metrics = workerRegistry(slot, counters, () => sockets.size, () => handled);
+// With --no-metrics there is no registry at all: no collectors, no histogram on the hand-off path.
+const metrics = opts.metrics ? workerRegistry(slot, counters, () => sockets.size, () => handled) : undefined;
 const handoff = opts.strategy === 'handoff';
 
 const http = opts.protocol === 'http' ? createHttp(handler as Parameters<typeof createHttp>[0], opts, counters, log) : undefined;
@@ -100,11 +101,11 @@ if (!handoff) {
 process.on('message', (msg: ToWorker, handle?: Socket) => {
   if (msg.t === 'c') {
     if (handle) {
-      metrics.dispatch.observe((clock() - msg.a) / 1000);
+      metrics?.dispatch.observe((clock() - msg.a) / 1000);
       serve(handle);
     }
   } else if (msg.t === 'm') {
-    void metrics.register.getMetricsAsJSON().then((m) => send({ t: 'm', id: msg.id, metrics: m }));
+    void metrics?.register.getMetricsAsJSON().then((m) => send({ t: 'm', id: msg.id, metrics: m }));
   } else if (msg.t === 'drain') {
     drain();
   }
@@ -128,8 +129,8 @@ function exitDrained(): void {
   else process.exit(0);
 }
 
-if (opts.watchdog > 0) {
-  setInterval(() => send({ t: 'hb' }), Math.max(50, Math.min(1000, opts.watchdog / 4))).unref();
-}
+// Heartbeats let the primary stop handing connections to a stalled worker within STALL_MS,
+// and the watchdog replace it after --watchdog.
+setInterval(() => send({ t: 'hb' }), HEARTBEAT_MS).unref();
 process.on('disconnect', () => process.exit(0)); // the primary is gone: nothing to serve for
 send({ t: 'ready' });

@@ -2,6 +2,11 @@
 // a hand-off message is sent once per connection.
 import type { AcceptorOptions } from '../options.js';
 
+/** How often a worker says it is alive. */
+export const HEARTBEAT_MS = 100;
+/** Silence after which a worker gets no new connections (it is `stalled`, not yet replaced). */
+export const STALL_MS = 400;
+
 /** What a worker is started with (env ACCEPTOR_WORKER_CONFIG, JSON). */
 export interface WorkerConfig {
   options: AcceptorOptions;
