@@ -16,6 +16,11 @@ export interface AcceptorOptions {
   port: number;
   /** Connections that may wait for a worker before the next is told busy. Default 511. */
   backlog: number;
+  /**
+   * Backlog passed to listen(), i.e. the kernel's accept queue. Default: for handoff the kernel's
+   * maximum (net.core.somaxconn), since the primary's queue is the exact limit; else --backlog.
+   */
+  listenBacklog: number | undefined;
   /** Worker processes. Default: os.availableParallelism(). */
   workers: number;
   /** Concurrent connections per worker before it counts as full. Default 1024. */
@@ -135,6 +140,7 @@ export const SPECS: { [K in keyof AcceptorOptions]: Spec<K> }[keyof AcceptorOpti
   { key: 'host', flag: 'host', arg: '<name|addr>', help: 'host name or address to bind (a name binds its first address that binds)', def: () => undefined, defHelp: 'all interfaces', parse: text },
   { key: 'port', flag: 'port', arg: '<n>', help: 'TCP port (0 = any free port)', def: (env) => defaultPort(env), defHelp: '$PORT or 8080', parse: int(0, 65535) },
   { key: 'backlog', flag: 'backlog', arg: '<n>', help: 'connections that may wait for a worker; the next one is told busy', def: () => 511, defHelp: '511', parse: int(1, 1_000_000) },
+  { key: 'listenBacklog', flag: 'listen-backlog', arg: '<n>', help: "kernel listen() backlog (handoff: a buffer in front of the acceptor's exact queue)", def: () => undefined, defHelp: 'handoff: somaxconn; others: --backlog', parse: int(1, 1_000_000) },
   { key: 'workers', flag: 'workers', arg: '<n>', help: 'worker processes', def: () => availableParallelism(), defHelp: 'available parallelism', parse: int(1, 1024) },
   { key: 'maxConnections', flag: 'max-connections', arg: '<n>', help: 'concurrent connections per worker before it counts as full', def: () => 1024, defHelp: '1024', parse: int(1, 1_000_000) },
   { key: 'strategy', flag: 'strategy', arg: '<name>', help: 'handoff | round-robin | shared | reuseport (only handoff admits exactly)', def: () => 'handoff', defHelp: 'handoff', parse: oneOf<Strategy>('handoff', 'round-robin', 'shared', 'reuseport') },

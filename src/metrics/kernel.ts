@@ -2,6 +2,7 @@
 // /proc/net/tcp{,6} (`rx_queue` of a LISTEN entry is the accept-queue length, as `ss -ltn`
 // Recv-Q), and TcpExt ListenOverflows from /proc/net/netstat. Undefined elsewhere.
 import { readFileSync } from 'node:fs';
+import { open } from 'node:fs/promises';
 
 const TCP_LISTEN = '0A';
 
@@ -15,29 +16,53 @@ export const kernelQueuesReadable = (): boolean => {
 };
 
 /**
+ * Accept-queue length of every LISTEN socket on `port` in one /proc/net/tcp{,6} file. The kernel
+ * lists listening sockets before all others, so reading stops at the first entry that is not
+ * LISTEN: under a connection storm the rest is tens of thousands of TIME_WAIT lines that the
+ * kernel would otherwise generate and this process parse, on every scrape. Asynchronous, so it
+ * never holds up the accept path.
+ */
+async function listeners(file: string, hexPort: string): Promise<number[] | undefined> {
+  let fh;
+  try {
+    fh = await open(file, 'r');
+  } catch {
+    return undefined;
+  }
+  try {
+    const found: number[] = [];
+    const buf = Buffer.alloc(16 * 1024);
+    let rest = '';
+    let header = true;
+    for (;;) {
+      const { bytesRead } = await fh.read(buf, 0, buf.length, null);
+      if (bytesRead === 0) return found;
+      const lines = (rest + buf.toString('latin1', 0, bytesRead)).split('\n');
+      rest = lines.pop()!;
+      for (const line of lines) {
+        if (header) {
+          header = false;
+          continue;
+        }
+        // "  sl  local_address rem_address   st tx_queue:rx_queue ..."
+        const f = line.trim().split(/\s+/, 5);
+        if (f[3] !== TCP_LISTEN) return found;
+        if (f[1]!.endsWith(`:${hexPort}`)) found.push(parseInt(f[4]!.split(':')[1]!, 16));
+      }
+    }
+  } finally {
+    await fh.close();
+  }
+}
+
+/**
  * Sum of the accept queues of every LISTEN socket on `port` (IPv4 and IPv6; with SO_REUSEPORT
  * there is one per worker), or undefined if the platform cannot tell or none is listening.
  */
-export function listenQueueDepth(port: number): number | undefined {
+export async function listenQueueDepth(port: number): Promise<number | undefined> {
   const hexPort = port.toString(16).toUpperCase().padStart(4, '0');
-  let found = false;
-  let depth = 0;
-  for (const file of ['/proc/net/tcp', '/proc/net/tcp6']) {
-    let text: string;
-    try {
-      text = readFileSync(file, 'latin1');
-    } catch {
-      continue;
-    }
-    // "  sl  local_address rem_address   st tx_queue:rx_queue ..."
-    for (const line of text.split('\n')) {
-      const f = line.trim().split(/\s+/);
-      if (f[3] !== TCP_LISTEN || !f[1]?.endsWith(`:${hexPort}`)) continue;
-      found = true;
-      depth += parseInt(f[4]!.split(':')[1]!, 16);
-    }
-  }
-  return found ? depth : undefined;
+  const all = (await Promise.all(['/proc/net/tcp', '/proc/net/tcp6'].map((f) => listeners(f, hexPort)))).flatMap((x) => x ?? []);
+  return all.length ? all.reduce((a, b) => a + b, 0) : undefined;
 }
 
 /** TcpExt ListenOverflows: host-wide, all sockets, since boot. */

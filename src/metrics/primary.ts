@@ -77,11 +77,11 @@ export function primaryRegistry(opts: AcceptorOptions, s: PrimaryState): Registr
       name: 'acceptor_listen_queue_depth',
       help: "Connections in the kernel's accept queue of the listening socket(s) now (Linux /proc/net/tcp rx_queue).",
       registers,
-      collect() {
-        this.set(listenQueueDepth(s.port) ?? 0);
+      async collect() {
+        this.set((await listenQueueDepth(s.port)) ?? 0);
       },
     });
-    new Gauge({ name: 'acceptor_listen_backlog', help: "Effective kernel listen backlog: --backlog capped by net.core.somaxconn.", registers }).set(s.kernelBacklog);
+    new Gauge({ name: 'acceptor_listen_backlog', help: "Effective kernel listen backlog: --listen-backlog capped by net.core.somaxconn.", registers }).set(s.kernelBacklog);
   }
   const overflowBase = listenOverflows();
   if (overflowBase !== undefined) {

@@ -5,7 +5,7 @@ import type { Server } from 'node:net';
 import { resolveOptions, type AcceptorOptions } from '../options.js';
 import { createLogger, type Logger } from '../log.js';
 import { resolveEndpoint } from '../endpoint/resolve.js';
-import { bindEndpoint, effectiveBacklog, probeEndpoint } from '../endpoint/bind.js';
+import { bindEndpoint, effectiveBacklog, probeEndpoint, somaxconn } from '../endpoint/bind.js';
 import { busyPayload, makeRefuse } from '../admission/busy.js';
 import { Handoff } from '../dispatch/handoff.js';
 import { Counters } from '../metrics/counters.js';
@@ -40,22 +40,26 @@ export async function startAcceptor(input: Partial<AcceptorOptions> = {}): Promi
 
   const candidates = await resolveEndpoint(opts.host);
   log.info({ host: opts.host ?? null, addresses: candidates.map((c) => c.address) }, 'resolved endpoint');
-  const kernelBacklog = effectiveBacklog(opts.backlog);
-  if (kernelBacklog !== opts.backlog) {
-    log.warn({ backlog: opts.backlog, kernelBacklog }, 'kernel caps the listen backlog at net.core.somaxconn');
+  const handoff = opts.strategy === 'handoff';
+  // handoff: the exact limit is the primary's own queue (--backlog); the kernel's queue only
+  // buffers the moments the primary is off-CPU, and if it overflowed the kernel would drop SYNs
+  // silently, so it gets the kernel's maximum. Where workers accept, it is the only queue.
+  const listenBacklog = opts.listenBacklog ?? (handoff ? Math.max(opts.backlog, somaxconn() ?? 4096) : opts.backlog);
+  const kernelBacklog = effectiveBacklog(listenBacklog);
+  if (kernelBacklog !== listenBacklog) {
+    log.warn({ listenBacklog, kernelBacklog }, 'kernel caps the listen backlog at net.core.somaxconn');
   }
 
-  const handoff = opts.strategy === 'handoff';
   // handoff: the primary holds the socket and accepts. The others: bind once here so a bad
   // address fails the start in the primary, then the workers listen on it.
-  const bound = handoff ? await bindEndpoint(candidates, opts.port, opts.backlog) : { ...(await probeEndpoint(candidates, opts.port, opts.backlog)), server: undefined };
+  const bound = handoff ? await bindEndpoint(candidates, opts.port, listenBacklog) : { ...(await probeEndpoint(candidates, opts.port, listenBacklog)), server: undefined };
   log.info({ address: bound.address, port: bound.port, backlog: opts.backlog, kernelBacklog, strategy: opts.strategy, protocol: opts.protocol, workers: opts.workers, maxConnections: opts.maxConnections }, 'listening');
 
   const counters = new Counters();
   cluster.schedulingPolicy = opts.strategy === 'round-robin' ? cluster.SCHED_RR : cluster.SCHED_NONE;
   let dispatch: Handoff | undefined;
   let scrape: ClusterScrape | undefined;
-  const pool = new Pool(opts, { options: opts, address: bound.address, port: bound.port }, counters, log, {
+  const pool = new Pool(opts, { options: opts, address: bound.address, port: bound.port, listenBacklog }, counters, log, {
     ready: () => dispatch?.onReady(),
     stalled: () => dispatch?.flushIfNoWorker(),
     exit: (rec) => dispatch?.onExit(rec),

@@ -18,6 +18,10 @@ export interface HttpServing {
   drain(sockets: Iterable<Socket>): void;
 }
 
+/** Set on a socket once an error is counted for it: one connection, at most one error reason. */
+const COUNTED = Symbol('acceptor.errorCounted');
+type Marked = Socket & { [COUNTED]?: true };
+
 export function createHttp(handler: HttpHandler, opts: AcceptorOptions, counters: Counters, log: Logger): HttpServing {
   let draining = false;
 
@@ -30,7 +34,13 @@ export function createHttp(handler: HttpHandler, opts: AcceptorOptions, counters
   };
 
   const server = createServer(
-    { headersTimeout: opts.headersTimeout, requestTimeout: opts.requestTimeout, keepAliveTimeout: opts.keepAliveTimeout },
+    {
+      headersTimeout: opts.headersTimeout,
+      requestTimeout: opts.requestTimeout,
+      keepAliveTimeout: opts.keepAliveTimeout,
+      // node:http enforces the two timeouts above only when it checks (default: every 30 s).
+      connectionsCheckingInterval: Math.max(100, Math.min(1000, Math.min(opts.headersTimeout, opts.requestTimeout) / 4)),
+    },
     (req, res) => {
       if (draining) res.shouldKeepAlive = false;
       try {
@@ -42,20 +52,24 @@ export function createHttp(handler: HttpHandler, opts: AcceptorOptions, counters
     },
   );
   server.timeout = opts.idleTimeout;
+  const count = (socket: Marked, reason: 'timeout' | 'client_reset' | 'bad_request'): void => {
+    if (socket[COUNTED]) return;
+    socket[COUNTED] = true;
+    counters.errors[reason]++;
+  };
   server.on('timeout', (socket: Socket) => {
-    counters.errors.timeout++;
+    count(socket, 'timeout');
     socket.destroy();
   });
   server.on('clientError', (err: NodeJS.ErrnoException, socket: Socket) => {
     const code = err.code ?? '';
     if (code === 'ECONNRESET' || code === 'EPIPE' || !socket.writable) {
-      counters.errors.client_reset++;
+      count(socket, 'client_reset');
       socket.destroy();
       return;
     }
     const status = CLIENT_ERROR[code] ?? '400 Bad Request';
-    if (code === 'ERR_HTTP_REQUEST_TIMEOUT') counters.errors.timeout++;
-    else counters.errors.bad_request++;
+    count(socket, code === 'ERR_HTTP_REQUEST_TIMEOUT' ? 'timeout' : 'bad_request');
     log.debug({ code, status }, 'client error');
     socket.end(`HTTP/1.1 ${status}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n`);
     socket.destroySoon();

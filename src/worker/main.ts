@@ -94,7 +94,7 @@ if (!handoff) {
     process.exit(1);
   });
   await new Promise<void>((resolve) =>
-    listener!.listen({ host: config.address, port: config.port, backlog: opts.backlog, exclusive: reusePort, ...(reusePort ? { reusePort: true } : {}) }, resolve),
+    listener!.listen({ host: config.address, port: config.port, backlog: config.listenBacklog, exclusive: reusePort, ...(reusePort ? { reusePort: true } : {}) }, resolve),
   );
 }
 

@@ -14,6 +14,8 @@ export interface WorkerConfig {
   /** The bound address and port, for strategies where the worker listens. */
   address: string;
   port: number;
+  /** listen() backlog for strategies where the worker listens. */
+  listenBacklog: number;
 }
 
 export type ToWorker =

@@ -95,9 +95,15 @@ t.test('the kernel backlog cap is read and logged when it bites', async (t) => {
   t.ok(cap && cap > 0, `somaxconn ${cap}`);
   t.equal(effectiveBacklog(cap! + 1), cap);
   t.equal(effectiveBacklog(3), 3);
-  const acc = await start(['--backlog', String(cap! + 100), '--workers', '1']);
+  const acc = await start(['--listen-backlog', String(cap! + 100), '--workers', '1']);
   t.teardown(() => acc.stop('SIGKILL'));
   const warn = acc.lines.find((l) => l.msg === 'kernel caps the listen backlog at net.core.somaxconn');
   t.ok(warn, 'warned');
   t.equal(warn?.kernelBacklog, cap);
+  const rr = await start(['--strategy', 'shared', '--backlog', String(cap! + 100), '--workers', '1']);
+  t.teardown(() => rr.stop('SIGKILL'));
+  t.equal(rr.lines.find((l) => l.msg === 'listening')?.kernelBacklog, cap, 'where workers listen, --backlog is the listen() backlog');
+  const ho = await start(['--backlog', '5', '--workers', '1']);
+  t.teardown(() => ho.stop('SIGKILL'));
+  t.equal(ho.lines.find((l) => l.msg === 'listening')?.kernelBacklog, cap, 'handoff listens with the kernel maximum in front of its exact queue');
 });

@@ -18,14 +18,14 @@ t.test('reads the accept queue of a listening socket that never accepts', { skip
     for (let i = 0; i < n; i++) clients.push(connect(port, '127.0.0.1').on('error', () => {}));
   };
 
-  t.equal(listenQueueDepth(port), 0, 'empty queue');
+  t.equal(await listenQueueDepth(port), 0, 'empty queue');
   open(3);
-  t.equal(await until(() => (listenQueueDepth(port) === 3 ? 3 : 0), 5000), 3, 'three waiting');
+  t.equal(await until(async () => ((await listenQueueDepth(port)) === 3 ? 3 : 0), 5000), 3, 'three waiting');
   const before = listenOverflows()!;
   open(10);
   // Linux holds backlog + 1; the rest of the SYNs are dropped and counted as overflows.
-  t.equal(await until(() => (listenQueueDepth(port) === BACKLOG + 1 ? BACKLOG + 1 : 0), 5000), BACKLOG + 1, 'full at backlog + 1');
+  t.equal(await until(async () => ((await listenQueueDepth(port)) === BACKLOG + 1 ? BACKLOG + 1 : 0), 5000), BACKLOG + 1, 'full at backlog + 1');
   await until(() => listenOverflows()! > before, 5000);
   t.ok(listenOverflows()! > before, 'ListenOverflows rose');
-  t.equal(listenQueueDepth(1), undefined, 'no socket listening on port 1: undefined');
+  t.equal(await listenQueueDepth(1), undefined, 'no socket listening on port 1: undefined');
 });

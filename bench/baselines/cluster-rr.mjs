@@ -1,0 +1,21 @@
+// Baseline: plain node:cluster, round-robin (Node's default on Linux), WORKERS workers, same handler.
+import cluster from 'node:cluster';
+import { createServer } from 'node:http';
+import { pathToFileURL } from 'node:url';
+
+cluster.schedulingPolicy = cluster.SCHED_RR;
+if (cluster.isPrimary) {
+  const n = Number(process.env.WORKERS ?? 2);
+  let ready = 0;
+  for (let i = 0; i < n; i++) cluster.fork();
+  cluster.on('listening', (_w, addr) => {
+    if (++ready === n) process.stdout.write(JSON.stringify({ msg: 'listening', port: addr.port }) + '\n');
+  });
+  process.on('SIGTERM', () => {
+    for (const w of Object.values(cluster.workers)) w.process.kill('SIGKILL');
+    process.exit(0);
+  });
+} else {
+  const handler = (await import(pathToFileURL(process.env.HANDLER).href)).default;
+  createServer(handler).listen({ host: '127.0.0.1', port: Number(process.env.PORT ?? 0), backlog: Number(process.env.BACKLOG ?? 511) });
+}

@@ -1,0 +1,168 @@
+// The results: a terminal table, JSON, a Markdown summary and an SVG chart.
+import { writeFileSync, mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+import type { Accounting } from './accounting.js';
+import type { ErrorKind } from './load/storm.js';
+
+export type Scenario = 'keepalive' | 'storm' | 'tcp-storm' | 'saturation';
+export const SCENARIO_TITLE: Record<Scenario, string> = {
+  keepalive: 'Keep-alive throughput (autocannon)',
+  storm: 'Connection storm, HTTP, new connection per request (autocannon, connection: close)',
+  'tcp-storm': 'Connection storm, raw TCP connect/close (node:net)',
+  saturation: 'Backlog saturation (CPU handler, small backlog, many more clients than slots)',
+};
+
+export interface RunResult {
+  scenario: Scenario;
+  target: string;
+  kind: string;
+  skipped?: string;
+  rate: number;
+  unit: 'req/s' | 'conn/s';
+  p50: number;
+  p99: number;
+  p999: number;
+  attempts: number;
+  ok: number;
+  busy: number;
+  non2xx: number;
+  errors: Record<ErrorKind, number>;
+  okP99?: number;
+  busyP99?: number;
+  server?: { acceptRate: number; accepted: number; rejected: Record<string, number>; overflows: number | undefined; peakQueue: number | undefined; peakListenQueue: number | undefined };
+  peakRssMB: number | undefined;
+  accounting?: Accounting;
+  /** Rate of each round, when there were several (the row shows the median). */
+  rounds?: number[];
+}
+
+export interface Ratio {
+  scenario: Scenario;
+  target: string;
+  baseline: string;
+  ratio: number;
+}
+
+export interface Report {
+  date: string;
+  node: string;
+  cpus: number;
+  options: Record<string, unknown>;
+  runs: RunResult[];
+  ratios: Ratio[];
+  notes: string[];
+}
+
+const f0 = (n: number | undefined): string => (n === undefined ? '–' : Math.round(n).toLocaleString('en-US'));
+const f2 = (n: number | undefined): string => (n === undefined ? '–' : n.toFixed(2));
+const errs = (e: Record<string, number>): string => {
+  const parts = Object.entries(e).filter(([, v]) => v > 0).map(([k, v]) => `${k} ${v}`);
+  return parts.length ? parts.join(', ') : '0';
+};
+const rej = (r: Record<string, number> | undefined): string => {
+  if (!r) return '–';
+  const parts = Object.entries(r).filter(([, v]) => v > 0).map(([k, v]) => `${k} ${v}`);
+  return parts.length ? parts.join(', ') : '0';
+};
+
+export function ratios(runs: RunResult[]): Ratio[] {
+  const out: Ratio[] = [];
+  const baselines = ['cluster rr', 'node:http', 'nginx', 'handoff (metrics off)'];
+  for (const r of runs) {
+    if (r.kind !== 'acceptor' || r.skipped || r.target === 'handoff (metrics off)') continue;
+    for (const b of baselines) {
+      const base = runs.find((x) => x.scenario === r.scenario && x.target === b && !x.skipped && x.rate > 0);
+      if (base && (b !== 'handoff (metrics off)' || r.target === 'handoff')) out.push({ scenario: r.scenario, target: r.target, baseline: b, ratio: r.rate / base.rate });
+    }
+  }
+  return out;
+}
+
+const HEAD = ['target', 'rate', 'p50 ms', 'p99 ms', 'p99.9 ms', '200', '503', 'client errors', 'accept/s (server)', 'rejected (server)', 'peak queue', 'peak listen q', 'overflows', 'RSS MB', 'accounting'];
+
+function row(r: RunResult): string[] {
+  if (r.skipped) return [r.target, `skipped: ${r.skipped}`, ...Array(HEAD.length - 2).fill('')];
+  const acct = r.accounting ? (r.accounting.ok ? (r.accounting.exact ? 'exact' : 'ok ±') : 'MISMATCH') : '–';
+  const lat = r.scenario === 'saturation' ? [`${f2(r.p50)}`, `${f2(r.okP99)} / ${f2(r.busyP99)}`, f2(r.p999)] : [f2(r.p50), f2(r.p99), f2(r.p999)];
+  return [r.target, `${f0(r.rate)} ${r.unit}`, ...lat, f0(r.ok), f0(r.busy), errs(r.errors), f0(r.server?.acceptRate), rej(r.server?.rejected), f0(r.server?.peakQueue), f0(r.server?.peakListenQueue), f0(r.server?.overflows), f0(r.peakRssMB), acct];
+}
+
+export function table(report: Report): string {
+  const out: string[] = [];
+  for (const scenario of Object.keys(SCENARIO_TITLE) as Scenario[]) {
+    const runs = report.runs.filter((r) => r.scenario === scenario);
+    if (!runs.length) continue;
+    out.push('', SCENARIO_TITLE[scenario] + (scenario === 'saturation' ? '   (p99 column: served / busy)' : ''));
+    const rows = [HEAD, ...runs.map(row)];
+    const w = HEAD.map((_, i) => Math.max(...rows.map((r) => (r[i] ?? '').length)));
+    for (const r of rows) out.push(r.map((c, i) => (c ?? '').padEnd(w[i]!)).join('  ').trimEnd());
+    const rs = report.ratios.filter((x) => x.scenario === scenario);
+    if (rs.length) out.push('ratios: ' + rs.map((x) => `${x.target}/${x.baseline} ${x.ratio.toFixed(2)}×`).join('; '));
+  }
+  for (const n of report.notes) out.push(`note: ${n}`);
+  return out.join('\n') + '\n';
+}
+
+export function markdown(report: Report): string {
+  const out = [`# Benchmark ${report.date}`, '', `Node ${report.node}, ${report.cpus} CPUs (load generator on the same machine). Options: \`${JSON.stringify(report.options)}\``, ''];
+  for (const scenario of Object.keys(SCENARIO_TITLE) as Scenario[]) {
+    const runs = report.runs.filter((r) => r.scenario === scenario);
+    if (!runs.length) continue;
+    out.push(`## ${SCENARIO_TITLE[scenario]}`, '', `| ${HEAD.join(' | ')} |`, `|${HEAD.map(() => '---').join('|')}|`);
+    for (const r of runs) out.push(`| ${row(r).join(' | ')} |`);
+    const rs = report.ratios.filter((x) => x.scenario === scenario);
+    if (rs.length) out.push('', 'Ratios (same run): ' + rs.map((x) => `**${x.target} / ${x.baseline}: ${x.ratio.toFixed(2)}×**`).join(', '));
+    for (const r of runs) for (const p of r.accounting?.problems ?? []) out.push('', `> ACCOUNTING MISMATCH ${r.target}: ${p}`);
+    out.push('');
+  }
+  for (const n of report.notes) out.push(`- ${n}`);
+  return out.join('\n') + '\n';
+}
+
+const esc = (s: string): string => s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;');
+
+/** Per scenario, a bar per target: throughput, and for saturation served vs busy. */
+export function svg(report: Report): string {
+  const W = 900, LABEL = 190, BAR = 18, GAP = 6;
+  const parts: string[] = [];
+  let y = 30;
+  parts.push(`<text x="10" y="20" font-size="16" font-weight="bold">cluster-acceptor benchmark ${esc(report.date)} (Node ${esc(report.node)})</text>`);
+  for (const scenario of Object.keys(SCENARIO_TITLE) as Scenario[]) {
+    const runs = report.runs.filter((r) => r.scenario === scenario && !r.skipped);
+    if (!runs.length) continue;
+    y += 24;
+    parts.push(`<text x="10" y="${y}" font-size="13" font-weight="bold">${esc(SCENARIO_TITLE[scenario])}</text>`);
+    y += 8;
+    const sat = scenario === 'saturation';
+    const max = Math.max(...runs.map((r) => (sat ? r.ok + r.busy : r.rate)), 1);
+    for (const r of runs) {
+      const scale = (W - LABEL - 160) / max;
+      parts.push(`<text x="${LABEL - 8}" y="${y + 13}" font-size="12" text-anchor="end">${esc(r.target)}</text>`);
+      if (sat) {
+        const wOk = r.ok * scale, wBusy = r.busy * scale;
+        parts.push(`<rect x="${LABEL}" y="${y}" width="${wOk.toFixed(1)}" height="${BAR}" fill="#2e7d32"><title>served ${r.ok}</title></rect>`);
+        parts.push(`<rect x="${(LABEL + wOk).toFixed(1)}" y="${y}" width="${wBusy.toFixed(1)}" height="${BAR}" fill="#ef6c00"><title>busy ${r.busy}</title></rect>`);
+        const e = Object.values(r.errors).reduce((a, b) => a + b, 0);
+        parts.push(`<text x="${(LABEL + wOk + wBusy + 6).toFixed(1)}" y="${y + 13}" font-size="11">${f0(r.ok)} served, ${f0(r.busy)} busy, ${f0(e)} errors</text>`);
+      } else {
+        const w = r.rate * scale;
+        parts.push(`<rect x="${LABEL}" y="${y}" width="${w.toFixed(1)}" height="${BAR}" fill="${r.kind === 'acceptor' ? '#1565c0' : '#9e9e9e'}"><title>${f0(r.rate)} ${r.unit}</title></rect>`);
+        parts.push(`<text x="${(LABEL + w + 6).toFixed(1)}" y="${y + 13}" font-size="11">${f0(r.rate)} ${r.unit}</text>`);
+      }
+      y += BAR + GAP;
+    }
+  }
+  y += 20;
+  parts.push(`<text x="10" y="${y}" font-size="11" fill="#555">blue: acceptor strategies · grey: baselines · saturation: green served, orange told busy</text>`);
+  return `<svg xmlns="http://www.w3.org/2000/svg" width="${W}" height="${y + 10}" font-family="sans-serif">\n<rect width="100%" height="100%" fill="white"/>\n${parts.join('\n')}\n</svg>\n`;
+}
+
+export function writeReport(report: Report, dir: string): { json: string; md: string; svg: string } {
+  mkdirSync(dir, { recursive: true });
+  const stamp = report.date.replace(/[:.]/g, '-');
+  const files = { json: join(dir, `${stamp}.json`), md: join(dir, `${stamp}.md`), svg: join(dir, `${stamp}.svg`) };
+  writeFileSync(files.json, JSON.stringify(report, null, 2) + '\n');
+  writeFileSync(files.md, markdown(report));
+  writeFileSync(files.svg, svg(report));
+  return files;
+}

@@ -1,0 +1,252 @@
+// `npm run bench`: every scenario against every strategy and baseline, in one run, side by side.
+import { availableParallelism } from 'node:os';
+import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
+import { ROOT } from './root.js';
+import { cannon } from './load/cannon.js';
+import { storm, percentile, newTally, type Tally } from './load/storm.js';
+import { sampler } from './sample.js';
+import { reconcile, serverDelta } from './accounting.js';
+import { findNginx, startTarget, type Setup, type TargetSpec } from './targets.js';
+import { ratios, table, writeReport, type Report, type RunResult, type Scenario } from './report.js';
+import { supportsReusePort } from '../src/options.js';
+
+export interface BenchOptions {
+  quick: boolean;
+  /** Seconds per run. */
+  duration: number;
+  connections: number;
+  saturationConnections: number;
+  workers: number;
+  scenarios: Scenario[];
+  targets: string[] | undefined;
+  nginx: string | undefined;
+  out: string;
+  injectLoss: boolean;
+  /** Each scenario runs every target this many times, interleaved; the median run is reported. */
+  rounds: number;
+}
+
+const ALL_SCENARIOS: Scenario[] = ['keepalive', 'storm', 'tcp-storm', 'saturation'];
+
+const USAGE = `Usage: npm run bench -- [options]
+  --quick                    short run (2 s per run, well under 2 minutes in all)
+  --duration <s>             seconds per run (default 8, quick 2)
+  --rounds <n>               runs per target, interleaved; the median is reported (default 3, quick 1)
+  --connections <n>          concurrent connections for throughput and storms (default 100)
+  --saturation-connections <n>  concurrent clients in the saturation scenario (default 400)
+  --workers <n>              workers for the acceptor, the cluster baseline and nginx (default: available parallelism)
+  --scenarios <a,b>          ${ALL_SCENARIOS.join(',')} (default: all)
+  --targets <a,b>            handoff,round-robin,shared,reuseport,handoff-no-metrics,node-http,cluster-rr,nginx (default: all)
+  --nginx <path>             nginx binary (default: nginx on PATH or /usr/sbin/nginx; skipped with a reason if missing)
+  --out <dir>                where results go (default bench/results)
+`;
+
+export function parseBenchArgs(argv: string[]): BenchOptions | 'help' {
+  const o: BenchOptions = {
+    quick: false,
+    duration: NaN,
+    connections: 100,
+    saturationConnections: 400,
+    workers: availableParallelism(),
+    scenarios: ALL_SCENARIOS,
+    targets: undefined,
+    nginx: undefined,
+    out: join(ROOT, 'bench/results'),
+    injectLoss: false,
+    rounds: NaN,
+  };
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i]!;
+    const next = (): string => {
+      const v = argv[++i];
+      if (v === undefined) throw new Error(`missing value for ${a}`);
+      return v;
+    };
+    const num = (): number => {
+      const v = Number(next());
+      if (!Number.isFinite(v) || v <= 0) throw new Error(`invalid ${a}: expected a positive number`);
+      return v;
+    };
+    if (a === '--help' || a === '-h') return 'help';
+    else if (a === '--quick') o.quick = true;
+    else if (a === '--duration') o.duration = num();
+    else if (a === '--connections') o.connections = Math.round(num());
+    else if (a === '--saturation-connections') o.saturationConnections = Math.round(num());
+    else if (a === '--workers') o.workers = Math.round(num());
+    else if (a === '--scenarios') {
+      o.scenarios = next().split(',') as Scenario[];
+      for (const s of o.scenarios) if (!ALL_SCENARIOS.includes(s)) throw new Error(`invalid --scenarios: unknown scenario ${s}`);
+    } else if (a === '--targets') o.targets = next().split(',');
+    else if (a === '--nginx') o.nginx = next();
+    else if (a === '--out') o.out = next();
+    else if (a === '--rounds') o.rounds = Math.round(num());
+    else if (a === '--inject-loss') o.injectLoss = true; // for the harness's own test
+    else throw new Error(`unknown option ${a}`);
+  }
+  if (Number.isNaN(o.duration)) o.duration = o.quick ? 2 : 8;
+  if (Number.isNaN(o.rounds)) o.rounds = o.quick ? 1 : 3;
+  return o;
+}
+
+function targetsFor(o: BenchOptions, scenario: Scenario): (TargetSpec & { id: string })[] {
+  const all: (TargetSpec & { id: string })[] = [
+    { id: 'handoff', name: 'handoff', kind: 'acceptor', strategy: 'handoff' },
+    { id: 'round-robin', name: 'round-robin', kind: 'acceptor', strategy: 'round-robin' },
+    { id: 'shared', name: 'shared', kind: 'acceptor', strategy: 'shared' },
+    { id: 'reuseport', name: 'reuseport', kind: 'acceptor', strategy: 'reuseport' },
+    { id: 'handoff-no-metrics', name: 'handoff (metrics off)', kind: 'acceptor', strategy: 'handoff', metrics: false },
+    { id: 'node-http', name: 'node:http', kind: 'single' },
+    { id: 'cluster-rr', name: 'cluster rr', kind: 'cluster-rr' },
+    { id: 'nginx', name: 'nginx', kind: 'nginx' },
+  ];
+  return all.filter((t) => (o.targets ? o.targets.includes(t.id) : true) && !(t.id === 'handoff-no-metrics' && scenario === 'saturation'));
+}
+
+function setupFor(o: BenchOptions, scenario: Scenario): Setup {
+  return scenario === 'saturation'
+    ? { workers: o.workers, backlog: 64, maxConnections: 8, handler: 'cpu', cpuMs: 2 }
+    : { workers: o.workers, backlog: 511, maxConnections: 1024, handler: 'hello', cpuMs: 0 };
+}
+
+const emptyErrors = (): RunResult['errors'] => ({ refused: 0, reset: 0, timeout: 0, other: 0 });
+
+function progress(done: number, total: number, label: string): void {
+  const width = 30;
+  const filled = Math.round((done / total) * width);
+  const bar = `[${'#'.repeat(filled)}${'-'.repeat(width - filled)}] ${done}/${total} ${label}`;
+  if (process.stderr.isTTY) process.stderr.write(`\r${bar.padEnd(90)}`);
+  else process.stderr.write(`${bar}\n`);
+}
+
+async function runOne(o: BenchOptions, scenario: Scenario, t: TargetSpec, nginxPath: string | undefined): Promise<RunResult> {
+  const base: RunResult = { scenario, target: t.name, kind: t.kind, rate: 0, unit: scenario === 'keepalive' || scenario === 'storm' ? 'req/s' : 'conn/s', p50: 0, p99: 0, p999: 0, attempts: 0, ok: 0, busy: 0, non2xx: 0, errors: emptyErrors(), peakRssMB: undefined };
+  if (t.kind === 'acceptor' && t.strategy === 'reuseport' && !supportsReusePort()) return { ...base, skipped: `needs Node >= 22.12 (this is ${process.version})` };
+  if (t.kind === 'nginx' && !nginxPath) return { ...base, skipped: (findNginx(o.nginx) as { missing: string }).missing };
+  if (t.kind === 'nginx' && scenario === 'saturation') return { ...base, skipped: 'nginx cannot run the CPU handler; its static answer is not comparable' };
+
+  const setup = setupFor(o, scenario);
+  const target = await startTarget(t, setup, nginxPath);
+  try {
+    const stop = await sampler(target.metricsPort, target.pid);
+    const ms = o.duration * 1000;
+    const r: RunResult = { ...base };
+    let client: Tally | undefined;
+    let tolerance = 0;
+    let busyComparable = true;
+    if (scenario === 'keepalive' || scenario === 'storm') {
+      const c = await cannon(`http://127.0.0.1:${target.port}/`, o.connections, o.duration, scenario === 'storm');
+      Object.assign(r, { rate: c.rps, p50: c.p50, p99: c.p99, p999: c.p999, ok: c.ok, busy: c.busy, non2xx: c.non2xx, errors: c.errors, attempts: c.requests + Object.values(c.errors).reduce((a, b) => a + b, 0) });
+      // autocannon abandons the requests in flight at its deadline: up to one per connection.
+      tolerance = o.connections;
+      client = { ...newTally(), attempts: r.attempts, connected: scenario === 'storm' ? r.attempts - c.errors.refused : o.connections, ok: c.ok, busy: c.busy, otherStatus: c.non2xx - c.busy, errors: c.errors };
+    } else {
+      const mode = scenario === 'tcp-storm' ? 'tcp' : 'http';
+      const conc = scenario === 'saturation' ? o.saturationConnections : o.connections;
+      const s = await storm({ host: '127.0.0.1', port: target.port, mode, concurrency: conc, durationMs: ms, timeoutMs: 10_000, injectLoss: o.injectLoss });
+      const all = [...s.latency.ok, ...s.latency.busy];
+      Object.assign(r, {
+        rate: (s.attempts / s.elapsedMs) * 1000,
+        p50: percentile(all, 50),
+        p99: percentile([...all], 99),
+        p999: percentile([...all], 99.9),
+        okP99: percentile(s.latency.ok, 99),
+        busyP99: percentile(s.latency.busy, 99),
+        attempts: s.attempts,
+        ok: s.ok,
+        busy: s.busy,
+        non2xx: s.busy + s.otherStatus,
+        errors: s.errors,
+      });
+      client = s;
+      busyComparable = mode === 'http';
+    }
+    // Let the server finish what the client abandoned before reading its counters.
+    await new Promise((res) => setTimeout(res, 300));
+    const samples = await stop();
+    r.peakRssMB = samples.peakRssBytes === undefined ? undefined : samples.peakRssBytes / 2 ** 20;
+    if (samples.before && samples.after) {
+      const d = serverDelta(samples.before, samples.after);
+      r.server = {
+        acceptRate: (d.accepted / ms) * 1000,
+        accepted: d.accepted,
+        rejected: d.byReason,
+        overflows: samples.after.overflows === undefined || samples.before.overflows === undefined ? undefined : samples.after.overflows - samples.before.overflows,
+        peakQueue: samples.peakQueue,
+        peakListenQueue: samples.peakListenQueue,
+      };
+      r.accounting = reconcile(client, d, tolerance, busyComparable);
+      if (tolerance > 0) r.accounting.note = `within ±${tolerance}: autocannon abandons in-flight requests at its deadline`;
+    } else if (t.kind === 'acceptor' && t.metrics !== false) {
+      r.accounting = { ok: false, exact: false, problems: ['could not read the server counters from /metrics'] };
+    } else if (client && tolerance === 0) {
+      r.accounting = reconcile(client, undefined);
+    }
+    return r;
+  } finally {
+    await target.stop();
+  }
+}
+
+/** Per scenario and target, the run with the median rate; every round's accounting must balance. */
+function medians(all: (RunResult & { round: number })[]): RunResult[] {
+  const out: RunResult[] = [];
+  for (const r of all) {
+    if (out.some((x) => x.scenario === r.scenario && x.target === r.target)) continue;
+    const same = all.filter((x) => x.scenario === r.scenario && x.target === r.target).sort((a, b) => a.rate - b.rate);
+    const { round: _round, ...median } = same[Math.floor((same.length - 1) / 2)]!;
+    const problems = same.flatMap((x) => (x.accounting?.ok === false ? x.accounting.problems.map((p) => (same.length > 1 ? `round ${x.round + 1}: ${p}` : p)) : []));
+    if (median.accounting && problems.length) median.accounting = { ...median.accounting, ok: false, problems };
+    out.push({ ...median, ...(same.length > 1 ? { rounds: same.map((x) => Math.round(x.rate)) } : {}) });
+  }
+  return out;
+}
+
+export async function bench(o: BenchOptions): Promise<{ report: Report; files: { json: string; md: string; svg: string }; mismatches: string[] }> {
+  const nginx = findNginx(o.nginx);
+  const nginxPath = 'path' in nginx ? nginx.path : undefined;
+  // Rounds interleave the targets, so slow drift on a shared machine hits them all alike.
+  const plan = o.scenarios.flatMap((s) => Array.from({ length: o.rounds }, (_, round) => targetsFor(o, s).map((t) => ({ scenario: s, target: t, round }))).flat());
+  const all: (RunResult & { round: number })[] = [];
+  let done = 0;
+  for (const { scenario, target, round } of plan) {
+    progress(done, plan.length, `${scenario} · ${target.name}${o.rounds > 1 ? ` · round ${round + 1}` : ''}`);
+    const skippedBefore = all.find((r) => r.scenario === scenario && r.target === target.name && r.skipped);
+    all.push({ ...(skippedBefore ?? (await runOne(o, scenario, target, nginxPath))), round });
+    done++;
+  }
+  const runs = medians(all);
+  progress(done, plan.length, 'done');
+  if (process.stderr.isTTY) process.stderr.write('\n');
+  const notes = [
+    'The load generator shares the machine with the server: compare ratios within one run, not absolute numbers across machines.',
+    ...('missing' in nginx ? [`nginx baseline skipped: ${nginx.missing}`] : []),
+  ];
+  const report: Report = { date: new Date().toISOString(), node: process.version, cpus: availableParallelism(), options: { ...o, out: undefined }, runs, ratios: ratios(runs), notes };
+  const files = writeReport(report, o.out);
+  const mismatches = runs.flatMap((r) => (r.accounting && !r.accounting.ok ? r.accounting.problems.map((p) => `${r.scenario} · ${r.target}: ${p}`) : []));
+  return { report, files, mismatches };
+}
+
+async function main(): Promise<void> {
+  let o: BenchOptions | 'help';
+  try {
+    o = parseBenchArgs(process.argv.slice(2));
+  } catch (e) {
+    process.stderr.write(`bench: ${(e as Error).message}\n${USAGE}`);
+    process.exit(2);
+  }
+  if (o === 'help') {
+    process.stdout.write(USAGE);
+    return;
+  }
+  const { report, files, mismatches } = await bench(o);
+  process.stdout.write(table(report));
+  process.stdout.write(`\nwrote ${files.json}\n      ${files.md}\n      ${files.svg}\n`);
+  if (mismatches.length) {
+    process.stdout.write(`\n!!! ACCOUNTING MISMATCH: ${mismatches.length} !!!\n${mismatches.map((m) => `!!! ${m}`).join('\n')}\n`);
+    process.exitCode = 1;
+  }
+}
+
+if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1]) await main();

@@ -1,0 +1,93 @@
+// Samples the acceptor's /metrics and the target's memory while a load runs.
+import { request } from 'node:http';
+import { readFileSync } from 'node:fs';
+
+export interface ServerCounters {
+  accepted: number;
+  rejected: Record<string, number>;
+  errors: Record<string, number>;
+  overflows: number | undefined;
+}
+
+export interface Samples {
+  before: ServerCounters | undefined;
+  after: ServerCounters | undefined;
+  peakQueue: number | undefined;
+  peakListenQueue: number | undefined;
+  peakRssBytes: number | undefined;
+}
+
+function fetchText(port: number): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const req = request({ host: '127.0.0.1', port, path: '/metrics', agent: false, timeout: 5000 }, (res) => {
+      let body = '';
+      res.setEncoding('utf8').on('data', (d: string) => (body += d));
+      res.on('end', () => resolve(body));
+    });
+    req.on('error', reject).on('timeout', () => req.destroy(new Error('metrics timeout')));
+    req.end();
+  });
+}
+
+export function parse(text: string): { counters: ServerCounters; queue?: number; listenQueue?: number } {
+  const rejected: Record<string, number> = {};
+  const errors: Record<string, number> = {};
+  let accepted = 0;
+  let overflows: number | undefined;
+  let queue: number | undefined;
+  let listenQueue: number | undefined;
+  for (const line of text.split('\n')) {
+    if (line.startsWith('#')) continue;
+    const m = /^([a-z_]+)(?:\{([^}]*)\})? (.+)$/.exec(line);
+    if (!m) continue;
+    const [, name, labels = '', v] = m;
+    const value = Number(v);
+    const reason = /reason="([^"]+)"/.exec(labels)?.[1] ?? '';
+    if (name === 'acceptor_connections_accepted_total') accepted = value;
+    else if (name === 'acceptor_connections_rejected_total') rejected[reason] = value;
+    else if (name === 'acceptor_connection_errors_total') errors[reason] = value;
+    else if (name === 'acceptor_listen_overflows_total') overflows = value;
+    else if (name === 'acceptor_queue_depth') queue = value;
+    else if (name === 'acceptor_listen_queue_depth') listenQueue = value;
+  }
+  return { counters: { accepted, rejected, errors, overflows }, ...(queue !== undefined ? { queue } : {}), ...(listenQueue !== undefined ? { listenQueue } : {}) };
+}
+
+function rss(pid: number): number | undefined {
+  try {
+    const kb = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1];
+    return kb === undefined ? undefined : Number(kb) * 1024;
+  } catch {
+    return undefined;
+  }
+}
+
+/** Starts sampling every `everyMs`; call the result to stop and get the samples. */
+export async function sampler(metricsPort: number | undefined, pid: number, everyMs = 1000): Promise<() => Promise<Samples>> {
+  const s: Samples = { before: undefined, after: undefined, peakQueue: undefined, peakListenQueue: undefined, peakRssBytes: rss(pid) };
+  const max = (a: number | undefined, b: number | undefined): number | undefined => (b === undefined ? a : Math.max(a ?? 0, b));
+  const take = async (): Promise<ServerCounters | undefined> => {
+    s.peakRssBytes = max(s.peakRssBytes, rss(pid));
+    if (metricsPort === undefined) return undefined;
+    try {
+      const p = parse(await fetchText(metricsPort));
+      s.peakQueue = max(s.peakQueue, p.queue);
+      s.peakListenQueue = max(s.peakListenQueue, p.listenQueue);
+      return p.counters;
+    } catch {
+      return undefined;
+    }
+  };
+  s.before = await take();
+  let busy = false;
+  const timer = setInterval(() => {
+    if (busy) return;
+    busy = true;
+    void take().finally(() => (busy = false));
+  }, everyMs);
+  return async () => {
+    clearInterval(timer);
+    s.after = await take();
+    return s;
+  };
+}

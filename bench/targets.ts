@@ -1,0 +1,164 @@
+// What the benchmark runs against: the acceptor with each strategy, and the baselines.
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, writeFileSync, readFileSync, rmSync } from 'node:fs';
+import { createServer, connect } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { ROOT } from './root.js';
+
+export const CLI = join(ROOT, 'dist/src/cli.js');
+export const handlerPath = (name: 'hello' | 'cpu'): string => join(ROOT, `bench/handlers/${name}.mjs`);
+
+export interface TargetSpec {
+  /** Shown in tables: `handoff`, `round-robin`, `handoff (metrics off)`, `node:http`, `cluster rr`, `nginx`. */
+  name: string;
+  kind: 'acceptor' | 'single' | 'cluster-rr' | 'nginx';
+  strategy?: string;
+  metrics?: boolean;
+}
+
+export interface Setup {
+  workers: number;
+  backlog: number;
+  maxConnections: number;
+  handler: 'hello' | 'cpu';
+  cpuMs: number;
+}
+
+export interface Running {
+  port: number;
+  metricsPort: number | undefined;
+  /** The process to watch for memory: the acceptor's primary, nginx's master, the baseline's primary. */
+  pid: number;
+  stop(): Promise<void>;
+}
+
+function waitLine(proc: ChildProcess, match: (l: Record<string, unknown>) => boolean, ms = 15_000): Promise<Record<string, unknown>> {
+  return new Promise((resolve, reject) => {
+    let buf = '';
+    const timer = setTimeout(() => reject(new Error(`no start-up line within ${ms}ms`)), ms);
+    const onData = (d: Buffer): void => {
+      buf += d.toString();
+      let i;
+      while ((i = buf.indexOf('\n')) >= 0) {
+        const raw = buf.slice(0, i);
+        buf = buf.slice(i + 1);
+        try {
+          const l = JSON.parse(raw) as Record<string, unknown>;
+          if (match(l)) {
+            clearTimeout(timer);
+            resolve(l);
+          }
+        } catch {
+          // not a log line
+        }
+      }
+    };
+    proc.stdout!.on('data', onData);
+    proc.once('exit', (code) => reject(new Error(`exited with ${code} before it was ready`)));
+  });
+}
+
+function stopper(proc: ChildProcess): () => Promise<void> {
+  return () =>
+    new Promise((resolve) => {
+      if (proc.exitCode !== null || proc.signalCode !== null) return resolve();
+      const kill = setTimeout(() => proc.kill('SIGKILL'), 5000);
+      proc.once('exit', () => {
+        clearTimeout(kill);
+        resolve();
+      });
+      proc.kill('SIGTERM');
+    });
+}
+
+async function startAcceptor(t: TargetSpec, s: Setup): Promise<Running> {
+  const args = [CLI, '--host', '127.0.0.1', '--port', '0', '--metrics-port', '0', '--workers', String(s.workers), '--strategy', t.strategy!, '--backlog', String(s.backlog), '--max-connections', String(s.maxConnections), '--handler', handlerPath(s.handler), '--drain-timeout', '2s'];
+  if (t.metrics === false) args.push('--no-metrics');
+  const proc = spawn(process.execPath, args, { env: { ...process.env, CPU_MS: String(s.cpuMs) }, stdio: ['ignore', 'pipe', 'inherit'] });
+  const lines: Record<string, unknown>[] = [];
+  proc.stdout!.on('data', (d: Buffer) => {
+    for (const raw of d.toString().split('\n')) {
+      try {
+        lines.push(JSON.parse(raw) as Record<string, unknown>);
+      } catch {
+        // partial line
+      }
+    }
+  });
+  await waitLine(proc, (l) => l.msg === 'acceptor ready');
+  const port = Number(lines.find((l) => l.msg === 'listening')?.port);
+  const m = lines.find((l) => l.msg === 'metrics listening');
+  return { port, metricsPort: m ? Number(m.port) : undefined, pid: proc.pid!, stop: stopper(proc) };
+}
+
+async function startBaseline(file: string, s: Setup): Promise<Running> {
+  const proc = spawn(process.execPath, [join(ROOT, 'bench/baselines', file)], {
+    env: { ...process.env, HANDLER: handlerPath(s.handler), CPU_MS: String(s.cpuMs), WORKERS: String(s.workers), BACKLOG: String(s.backlog), PORT: '0' },
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
+  const l = await waitLine(proc, (x) => x.msg === 'listening');
+  return { port: Number(l.port), metricsPort: undefined, pid: proc.pid!, stop: stopper(proc) };
+}
+
+/** The nginx binary, or why there is none. */
+export function findNginx(explicit?: string): { path: string } | { missing: string } {
+  const candidates = explicit ? [explicit] : ['nginx', '/usr/sbin/nginx'];
+  for (const c of candidates) {
+    const r = spawnSync(c, ['-v'], { encoding: 'utf8' });
+    if (r.status === 0) return { path: c };
+  }
+  return { missing: explicit ? `no nginx at ${explicit}` : 'nginx is not installed (apt-get install nginx-light)' };
+}
+
+async function freePort(): Promise<number> {
+  const s = createServer();
+  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
+  const port = (s.address() as { port: number }).port;
+  await new Promise((r) => s.close(r));
+  return port;
+}
+
+async function startNginx(bin: string, s: Setup): Promise<Running> {
+  const dir = mkdtempSync(join(tmpdir(), 'acceptor-bench-nginx-'));
+  const port = await freePort();
+  // The same answer as the hello handler; worker_processes = the acceptor's workers.
+  writeFileSync(
+    join(dir, 'nginx.conf'),
+    `daemon off; master_process on; worker_processes ${s.workers}; pid ${dir}/nginx.pid; error_log ${dir}/error.log warn;
+events { worker_connections 8192; }
+http {
+  access_log off; client_body_temp_path ${dir}; proxy_temp_path ${dir}; fastcgi_temp_path ${dir}; uwsgi_temp_path ${dir}; scgi_temp_path ${dir};
+  keepalive_requests 1000000;
+  server { listen 127.0.0.1:${port} backlog=${s.backlog}; location / { default_type text/plain; return 200 "ok\\n"; } }
+}
+`,
+  );
+  const proc = spawn(bin, ['-p', dir, '-c', join(dir, 'nginx.conf')], { stdio: ['ignore', 'ignore', 'inherit'] });
+  const end = Date.now() + 10_000;
+  for (;;) {
+    const ok = await new Promise<boolean>((r) => {
+      const c = connect(port, '127.0.0.1', () => (c.destroy(), r(true))).on('error', () => r(false));
+    });
+    if (ok) break;
+    if (Date.now() > end || proc.exitCode !== null) throw new Error(`nginx did not start: ${readFileSync(join(dir, 'error.log'), 'utf8')}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  const stop = stopper(proc);
+  return {
+    port,
+    metricsPort: undefined,
+    pid: proc.pid!,
+    stop: async () => {
+      await stop();
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+export function startTarget(t: TargetSpec, s: Setup, nginx?: string): Promise<Running> {
+  if (t.kind === 'acceptor') return startAcceptor(t, s);
+  if (t.kind === 'single') return startBaseline('single.mjs', s);
+  if (t.kind === 'cluster-rr') return startBaseline('cluster-rr.mjs', s);
+  return startNginx(nginx!, s);
+}

@@ -1,0 +1,66 @@
+// Tiny real runs of the harness: files are written and parse; an injected loss is caught;
+// a missing nginx is reported, not failed.
+import t, { type Test } from 'tap';
+import { readFileSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import { bench, parseBenchArgs, type BenchOptions } from '../../bench/run.js';
+import { findNginx } from '../../bench/targets.js';
+
+const RUN = fileURLToPath(new URL('../../dist/bench/run.js', import.meta.url));
+
+function opts(t: Test, extra: string[]): BenchOptions {
+  const o = parseBenchArgs(['--quick', '--duration', '0.5', '--connections', '8', '--saturation-connections', '30', '--workers', '1', '--out', t.testdir(), ...extra]);
+  if (o === 'help') throw new Error('help');
+  return o;
+}
+
+t.test('a tiny run writes JSON, Markdown and SVG that parse, with exact accounting', async (t) => {
+  const { report, files, mismatches } = await bench(opts(t, ['--scenarios', 'tcp-storm,saturation', '--targets', 'handoff,node-http']));
+  t.same(mismatches, [], 'books balance');
+  const json = JSON.parse(readFileSync(files.json, 'utf8')) as typeof report;
+  t.equal(json.runs.length, 4);
+  const acc = json.runs.filter((r) => r.target === 'handoff');
+  for (const r of acc) {
+    t.equal(r.accounting?.ok, true, `${r.scenario}: accounted`);
+    t.equal(r.accounting?.exact, true, `${r.scenario}: exactly`);
+    t.ok(r.attempts > 0, `${r.scenario}: ran (${r.attempts} attempts)`);
+    t.equal(r.server?.accepted, r.attempts - r.errors.refused, `${r.scenario}: server accepted every connected attempt`);
+  }
+  const sat = json.runs.find((r) => r.scenario === 'saturation' && r.target === 'handoff')!;
+  t.equal(sat.ok + sat.busy + Object.values(sat.errors).reduce((a, b) => a + b, 0), sat.attempts);
+  t.ok(json.ratios.some((r) => r.target === 'handoff' && r.baseline === 'node:http'), 'ratios against the baseline');
+  t.match(readFileSync(files.md, 'utf8'), /## Backlog saturation/);
+  const svg = readFileSync(files.svg, 'utf8');
+  t.match(svg, /^<svg xmlns="http:\/\/www\.w3\.org\/2000\/svg"[^>]*>[\s\S]*<\/svg>\n$/);
+  t.equal((svg.match(/<rect /g) ?? []).length >= 4, true, 'bars drawn');
+});
+
+t.test('an injected loss is printed loudly and fails the run', async (t) => {
+  const r = spawnSync(process.execPath, [RUN, '--quick', '--duration', '0.5', '--connections', '4', '--workers', '1', '--scenarios', 'tcp-storm', '--targets', 'handoff', '--inject-loss', '--out', t.testdir()], { encoding: 'utf8', timeout: 60_000 });
+  t.equal(r.status, 1, 'exit 1');
+  t.match(r.stdout, /!!! ACCOUNTING MISMATCH: 1 !!!/);
+  t.match(r.stdout, /1 unaccounted/);
+  t.match(r.stdout, /MISMATCH/);
+});
+
+t.test('a missing nginx is reported, not failed', async (t) => {
+  t.match(findNginx('/nonexistent/nginx'), { missing: 'no nginx at /nonexistent/nginx' });
+  const { report, mismatches } = await bench(opts(t, ['--scenarios', 'tcp-storm', '--targets', 'nginx,node-http', '--nginx', '/nonexistent/nginx']));
+  t.same(mismatches, []);
+  const n = report.runs.find((r) => r.target === 'nginx')!;
+  t.equal(n.skipped, 'no nginx at /nonexistent/nginx');
+  t.ok(report.notes.some((x) => x.includes('nginx baseline skipped')));
+  t.ok(report.runs.find((r) => r.target === 'node:http')!.attempts > 0, 'the rest ran');
+});
+
+t.test('bench options', async (t) => {
+  t.equal(parseBenchArgs(['--help']), 'help');
+  t.throws(() => parseBenchArgs(['--scenarios', 'nope']), /unknown scenario nope/);
+  t.throws(() => parseBenchArgs(['--duration', '-1']), /positive number/);
+  const o = parseBenchArgs(['--quick']) as BenchOptions;
+  t.equal(o.duration, 2);
+  t.equal(o.rounds, 1);
+  t.equal((parseBenchArgs([]) as BenchOptions).duration, 8);
+  t.equal((parseBenchArgs([]) as BenchOptions).rounds, 3);
+});

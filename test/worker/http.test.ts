@@ -1,0 +1,101 @@
+// Bad client input: answered or closed, counted, and the worker keeps serving others.
+import t from 'tap';
+import { connect, type Socket } from 'node:net';
+import { start, workerPids, sleep, until } from '../helpers/cli.js';
+import { get } from '../helpers/http.js';
+import { scrape, value } from '../helpers/metrics.js';
+
+const ERR = (reason: string): string => `acceptor_connection_errors_total{reason="${reason}"}`;
+
+function client(port: number): { s: Socket; closed: Promise<{ data: string; ms: number }> } {
+  const t0 = Date.now();
+  const s = connect(port, '127.0.0.1');
+  let data = '';
+  s.setEncoding('latin1').on('data', (d: string) => (data += d));
+  s.on('error', () => {});
+  return { s, closed: new Promise((r) => s.on('close', () => r({ data, ms: Date.now() - t0 }))) };
+}
+
+t.test('bad input is answered or closed, counted, and the worker survives', async (t) => {
+  const acc = await start(['--workers', '1', '--headers-timeout', '600ms', '--request-timeout', '2s', '--idle-timeout', '1500ms', '--host', '127.0.0.1']);
+  t.teardown(() => acc.stop('SIGKILL'));
+  const pids = workerPids(acc);
+  // Each case is measured from just before it: every counter must move by exactly its own count.
+  let before = '';
+  const mark = async (): Promise<void> => void (before = await scrape(acc.metricsPort));
+  const deltas = async (): Promise<Record<string, number>> => {
+    const now = await scrape(acc.metricsPort);
+    const out: Record<string, number> = {};
+    for (const r of ['bad_request', 'client_reset', 'timeout', 'handler_error']) {
+      const d = value(now, ERR(r))! - value(before, ERR(r))!;
+      if (d) out[r] = d;
+    }
+    return out;
+  };
+
+  await t.test('malformed request line → 400', async (t) => {
+    await mark();
+    const c = client(acc.port);
+    c.s.write('THIS IS NOT HTTP\r\n\r\n');
+    const r = await c.closed;
+    t.match(r.data, /^HTTP\/1\.1 400 Bad Request\r\n/);
+    t.same(await deltas(), { bad_request: 1 });
+  });
+
+  await t.test('64 KiB of headers → 431', async (t) => {
+    await mark();
+    const c = client(acc.port);
+    c.s.write(`GET / HTTP/1.1\r\nHost: x\r\nX-Big: ${'a'.repeat(64 * 1024)}\r\n\r\n`);
+    const r = await c.closed;
+    t.match(r.data, /^HTTP\/1\.1 431 Request Header Fields Too Large\r\n/);
+    await sleep(200);
+    t.same(await deltas(), { bad_request: 1 }, 'counted once');
+  });
+
+  await t.test('slowloris (one byte at a time) is cut by --headers-timeout with 408', async (t) => {
+    await mark();
+    const c = client(acc.port);
+    const req = 'GET / HTTP/1.1\r\nHost: x\r\nX-Slow: ' + 'z'.repeat(100);
+    let i = 0;
+    const drip = setInterval(() => c.s.writable && c.s.write(req[i++ % req.length]!), 100);
+    // Others are served meanwhile.
+    t.equal((await get(acc.port)).status, 200, 'another client is served during the attack');
+    const r = await c.closed;
+    clearInterval(drip);
+    t.match(r.data, /^HTTP\/1\.1 408 Request Timeout\r\n/);
+    t.ok(r.ms < 5000, `closed after ${r.ms}ms`);
+    await sleep(200);
+    t.same(await deltas(), { timeout: 1 }, 'counted once');
+  });
+
+  await t.test('a client that resets mid-request is counted', async (t) => {
+    await mark();
+    const c = client(acc.port);
+    c.s.write('GET / HTTP/1.1\r\nHost: x\r\nX-Partial: half a hea');
+    await sleep(100);
+    c.s.resetAndDestroy();
+    await c.closed;
+    await until(async () => (await deltas()).client_reset === 1, 5000);
+    t.same(await deltas(), { client_reset: 1 });
+  });
+
+  await t.test('half-open: a request then FIN is answered, then closed', async (t) => {
+    await mark();
+    const c = client(acc.port);
+    c.s.end('GET / HTTP/1.1\r\nHost: x\r\n\r\n');
+    const r = await c.closed;
+    t.match(r.data, /^HTTP\/1\.1 200 OK\r\n/);
+    t.same(await deltas(), {}, 'a served connection is no error');
+  });
+
+  await t.test('a connection that never sends anything is closed by a timeout', async (t) => {
+    await mark();
+    const c = client(acc.port);
+    const r = await c.closed;
+    t.ok(r.ms < 5000, `closed after ${r.ms}ms`);
+    t.same(await deltas(), { timeout: 1 }, 'counted as a timeout');
+  });
+
+  t.equal((await get(acc.port)).status, 200, 'still serving');
+  t.same(workerPids(acc), pids, 'the same worker process throughout');
+});
