@@ -245,7 +245,7 @@ export function helpText(): string {
     '',
     'Options (each may also be set as ACCEPTOR_<OPTION>, e.g. ACCEPTOR_MAX_CONNECTIONS=64; PORT sets --port):',
     ...lines,
-    `  --help${' '.repeat(Math.max(1, w - 4))}  this text`,
+    `  ${'--help'.padEnd(w)}  this text`,
     '',
   ].join('\n');
 }

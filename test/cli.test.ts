@@ -22,6 +22,7 @@ for (const signal of ['SIGTERM', 'SIGINT'] as const) {
     writeFileSync(holdFile, '');
     const served = await Promise.all(inflight.map((r) => r.response));
     t.same(served.map((r) => r.status), [200, 200], 'in-flight requests complete');
+    t.comment(`figure: ${signal} with 2 requests in flight: both completed, exit 0, no orphans`);
     t.equal((await acc.exited).code, 0, 'exit 0');
     await sleep(100);
     t.same(tagged(acc.tag), [], 'no orphan processes');

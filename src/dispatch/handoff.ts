@@ -66,7 +66,9 @@ export class Handoff {
     w.worker.send({ t: 'c', a: at }, socket, (err) => {
       if (!err) return;
       // Never written to the channel (the worker died first): the primary still holds the
-      // socket, so it keeps its place at the front of the queue.
+      // socket, so it keeps its place at the front of the queue. The worker gets nothing more:
+      // picked again before its exit is processed, it would fail again on every tick.
+      this.pool.detach(w);
       w.active--;
       if (w.gone) this.counters.errors.worker_exit--;
       if (this.closing) return this.reject(socket, 'shutting_down');

@@ -10,6 +10,17 @@ export const ERROR_REASONS: readonly ErrorReason[] = ['worker_exit', 'handoff_fa
 export type RestartReason = 'crash' | 'startup' | 'watchdog' | 'reload';
 export const RESTART_REASONS: readonly RestartReason[] = ['crash', 'startup', 'watchdog', 'reload'];
 
+/** Set on a socket once an error is counted for it: one connection, at most one error reason. */
+const COUNTED = Symbol('acceptor.errorCounted');
+
+/** Counts `reason` for this connection unless it already has one. */
+export function countOnce(counters: Counters, socket: object, reason: ErrorReason): void {
+  const s = socket as { [COUNTED]?: true };
+  if (s[COUNTED]) return;
+  s[COUNTED] = true;
+  counters.errors[reason]++;
+}
+
 const zeroes = <K extends string>(keys: readonly K[]): Record<K, number> =>
   Object.fromEntries(keys.map((k) => [k, 0])) as Record<K, number>;
 

@@ -5,6 +5,7 @@ import { fileURLToPath } from 'node:url';
 import type { Logger } from '../log.js';
 import type { AcceptorOptions } from '../options.js';
 import type { Counters, RestartReason } from '../metrics/counters.js';
+import { reclaimUnsent } from './reclaim.js';
 import { HEARTBEAT_MS, STALL_MS, type FromWorker, type WorkerConfig } from '../worker/protocol.js';
 
 export type WorkerState = 'starting' | 'ready' | 'stalled' | 'draining';
@@ -136,9 +137,11 @@ export class Pool {
   private onExit = (worker: Worker, code: number | null, signal: string | null): void => {
     const rec = (worker as WorkerWithRecord)[REC];
     if (!rec) return;
-    rec.gone = true;
     this.records.delete(rec);
     this.ready = this.ready.filter((r) => r !== rec);
+    // Before it counts as gone: connections never sent to it are not lost, they go elsewhere.
+    reclaimUnsent(worker);
+    rec.gone = true;
     try {
       this.afterExit(rec, code, signal);
     } finally {
@@ -211,6 +214,13 @@ export class Pool {
       }
     }
   };
+
+  /** Its channel is closed: no new connections for it; its exit will follow. */
+  detach(rec: WorkerRecord): void {
+    if (rec.state === 'draining') return;
+    rec.state = 'draining';
+    this.ready = this.ready.filter((r) => r !== rec);
+  }
 
   /**
    * Tells one worker to finish its in-flight work and exit; kills it after the drain timeout.

@@ -5,7 +5,7 @@ import type { Socket } from 'node:net';
 import type { HttpHandler } from '../handler/load.js';
 import type { Logger } from '../log.js';
 import type { AcceptorOptions } from '../options.js';
-import type { Counters } from '../metrics/counters.js';
+import { countOnce, type Counters } from '../metrics/counters.js';
 
 const CLIENT_ERROR: Record<string, string> = {
   ERR_HTTP_REQUEST_TIMEOUT: '408 Request Timeout',
@@ -18,15 +18,11 @@ export interface HttpServing {
   drain(sockets: Iterable<Socket>): void;
 }
 
-/** Set on a socket once an error is counted for it: one connection, at most one error reason. */
-const COUNTED = Symbol('acceptor.errorCounted');
-type Marked = Socket & { [COUNTED]?: true };
-
 export function createHttp(handler: HttpHandler, opts: AcceptorOptions, counters: Counters, log: Logger): HttpServing {
   let draining = false;
 
   const fail = (err: unknown, res: ServerResponse): void => {
-    counters.errors.handler_error++;
+    countOnce(counters, res.socket ?? res, 'handler_error');
     log.error({ err }, 'handler failed');
     // Never a stack trace to the client.
     if (!res.headersSent) res.writeHead(500, { 'content-type': 'text/plain', connection: 'close' }).end('internal server error\n');
@@ -52,11 +48,7 @@ export function createHttp(handler: HttpHandler, opts: AcceptorOptions, counters
     },
   );
   server.timeout = opts.idleTimeout;
-  const count = (socket: Marked, reason: 'timeout' | 'client_reset' | 'bad_request'): void => {
-    if (socket[COUNTED]) return;
-    socket[COUNTED] = true;
-    counters.errors[reason]++;
-  };
+  const count = (socket: Socket, reason: 'timeout' | 'client_reset' | 'bad_request'): void => countOnce(counters, socket, reason);
   server.on('timeout', (socket: Socket) => {
     count(socket, 'timeout');
     socket.destroy();

@@ -4,7 +4,7 @@ import { createServer as createNetServer, type Socket } from 'node:net';
 import { createLogger } from '../log.js';
 import { loadHandler } from '../handler/load.js';
 import { busyPayload, makeRefuse } from '../admission/busy.js';
-import { Counters } from '../metrics/counters.js';
+import { Counters, countOnce } from '../metrics/counters.js';
 import { workerRegistry } from '../metrics/worker.js';
 import { clock } from '../clock.js';
 import { createHttp } from './http.js';
@@ -40,13 +40,15 @@ const tcpHandler = handler as (s: Socket) => unknown;
 
 function serveTcp(socket: Socket): void {
   socket.setTimeout(opts.idleTimeout, () => {
-    counters.errors.timeout++;
+    countOnce(counters, socket, 'timeout');
     socket.destroy();
   });
+  // Counted here, and never an uncaught exception when the handler attaches no listener of its own.
+  socket.on('error', () => countOnce(counters, socket, 'client_reset'));
   try {
     tcpHandler(socket);
   } catch (err) {
-    counters.errors.handler_error++;
+    countOnce(counters, socket, 'handler_error');
     log.error({ err }, 'handler failed');
     socket.destroy();
   }
@@ -58,12 +60,14 @@ function flushClosed(): void {
   if (n > 0) send({ t: 'd', n });
 }
 
+/** Frees the connection's slot in the primary (handoff), batched per event-loop turn. */
+function reportClosed(): void {
+  if (closedUnreported++ === 0) setImmediate(flushClosed);
+}
+
 function onClose(this: Socket): void {
   sockets.delete(this);
-  if (handoff) {
-    // Batched per event-loop turn: one IPC message frees many slots under load.
-    if (closedUnreported++ === 0) setImmediate(flushClosed);
-  }
+  if (handoff) reportClosed();
   if (draining && sockets.size === 0) exitDrained();
 }
 
@@ -100,9 +104,12 @@ if (!handoff) {
 
 process.on('message', (msg: ToWorker, handle?: Socket) => {
   if (msg.t === 'c') {
-    if (handle) {
-      metrics?.dispatch.observe((clock() - msg.a) / 1000);
-      serve(handle);
+    metrics?.dispatch.observe((clock() - msg.a) / 1000);
+    if (handle) serve(handle);
+    else {
+      // Closed in transit (Node delivers no handle): its slot must still be freed.
+      countOnce(counters, {}, 'handoff_failed');
+      reportClosed();
     }
   } else if (msg.t === 'm') {
     void metrics?.register.getMetricsAsJSON().then((m) => send({ t: 'm', id: msg.id, metrics: m }));

@@ -37,6 +37,37 @@ t.test('a worker killed with -9 is replaced; connections waiting in the queue ar
   t.same(statuses.slice(2), [200, 200, 200], 'every queued connection served');
 });
 
+t.test('kill -9 under a load loop: failures at most the worker’s open connections, replacement quick', async (t) => {
+  const acc = await start(['--workers', '2', '--host', '127.0.0.1']);
+  t.teardown(() => acc.stop('SIGKILL'));
+  let done = false;
+  // Four loops, one connection each at a time: the victim holds at most four open connections.
+  const LOOPS = 4;
+  const loads = Array.from({ length: LOOPS }, () => loop(acc.port, () => done));
+  // Past the first second of uptime: a worker that dies sooner counts toward crash-loop backoff.
+  await sleep(1500);
+  const victim = workerPids(acc)[0]!;
+  const mark = acc.lines.length;
+  const t0 = Date.now();
+  process.kill(victim, 'SIGKILL');
+  const died = await acc.waitFor((l) => l.msg === 'worker died', 5000, mark);
+  await acc.waitFor((l) => l.msg === 'worker ready', 5000, mark);
+  const readyMs = Date.now() - t0;
+  await sleep(500);
+  done = true;
+  const results = await Promise.all(loads);
+  const failed = results.flatMap((r) => r.failed);
+  const ok = results.reduce((n, r) => n + r.ok, 0);
+  t.ok(failed.length <= Number(died.lostConnections), `failed requests (${failed.length}) ≤ the dead worker's open connections (${died.lostConnections})`);
+  t.ok(Number(died.lostConnections) <= LOOPS, 'which were at most the loops');
+  // Connections Node's IPC had queued for the dead worker go to the other one, not left hanging.
+  t.notOk(failed.includes('client timeout'), `no request left hanging: ${failed.join(', ')}`);
+  // Behaviour bound, not a speed target: no crash backoff for a worker that ran healthy.
+  t.equal(died.restartInMs, 0, 'replaced at once');
+  t.ok(readyMs < 3000, `replacement ready ${readyMs}ms after the kill`);
+  t.comment(`figure: kill -9 under load: replacement ready ${readyMs} ms after the kill; ${failed.length} failed of ${ok + failed.length} requests (${failed.join(", ")}); ${died.lostConnections} lost with the worker`);
+});
+
 t.test('SIGHUP: rolling reload under a request loop loses nothing and keeps the port', async (t) => {
   const acc = await start(['--workers', '2', '--host', '127.0.0.1']);
   t.teardown(() => acc.stop('SIGKILL'));
@@ -53,6 +84,7 @@ t.test('SIGHUP: rolling reload under a request loop loses nothing and keeps the 
   const ok = results.reduce((n, r) => n + r.ok, 0);
   t.same(results.flatMap((r) => r.failed), [], 'zero failed requests');
   t.ok(ok > 20, `${ok} requests served during the reload`);
+  t.comment(`figure: SIGHUP reload under load: ${ok} requests, 0 failed`);
   const after = workerPids(acc);
   t.equal(after.length, 2);
   t.same(after.filter((p) => before.includes(p)), [], 'every worker replaced');

@@ -18,6 +18,7 @@ t.test('every worker wedged: new connections told busy within 500ms; watchdog re
     t.equal(p.status, 503, 'told busy');
     t.ok(p.ms < 500, `within 500ms (${p.ms}ms)`);
   }
+  t.comment(`figure: every worker wedged: busy answers in ${Math.min(...probes.map((p) => p.ms))}–${Math.max(...probes.map((p) => p.ms))} ms`);
   t.ok((await read(acc.metricsPort, 'acceptor_connections_rejected_total{reason="no_worker"}')) >= 5, 'counted as no_worker');
   const replaced = await acc.waitFor((l) => l.msg === 'worker event loop stalled; replacing it', 10_000);
   t.ok(Number(replaced.stalledMs) >= 2000, 'after the watchdog deadline');

@@ -3,7 +3,8 @@ import t from 'tap';
 import { connect, type Socket } from 'node:net';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { start, fixture } from '../helpers/cli.js';
+import { start, fixture, workerPids, until } from '../helpers/cli.js';
+import { read } from '../helpers/metrics.js';
 
 function talk(port: number, send?: string): { socket: Socket; connected: Promise<void>; closed: Promise<{ data: string; error?: string }> } {
   const socket = connect({ port, host: '127.0.0.1' });
@@ -56,4 +57,22 @@ t.test('--tcp-busy reset refuses with a TCP reset', async (t) => {
   writeFileSync(holdFile, '');
   await a.closed;
   await b.closed;
+});
+
+t.test('a client reset on a handler without an error listener is counted; the worker survives', async (t) => {
+  const holdFile = join(t.testdir(), 'never');
+  const acc = await start(['--protocol', 'tcp', '--host', '127.0.0.1', '--workers', '1', '--handler', fixture('tcp-hold.mjs')], { env: { HOLD_FILE: holdFile } });
+  t.teardown(() => acc.stop('SIGKILL'));
+  const pids = workerPids(acc);
+  const before = await read(acc.metricsPort, 'acceptor_connection_errors_total{reason="client_reset"}');
+  const a = talk(acc.port);
+  await new Promise((r) => a.socket.once('data', r));
+  a.socket.resetAndDestroy();
+  await a.closed;
+  await until(async () => (await read(acc.metricsPort, 'acceptor_connection_errors_total{reason="client_reset"}')) === before + 1, 5000);
+  const b = talk(acc.port);
+  await new Promise((r) => b.socket.once('data', r));
+  b.socket.destroy();
+  t.same(workerPids(acc), pids, 'same worker');
+  t.notOk(acc.lines.some((l) => l.msg === 'worker died'), 'no crash');
 });
