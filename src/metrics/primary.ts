@@ -4,7 +4,7 @@ import { Counter, Gauge, Registry, collectDefaultMetrics } from 'prom-client';
 import { REJECT_REASONS } from '../admission/busy.js';
 import { ERROR_REASONS, RESTART_REASONS, type Counters } from './counters.js';
 import { kernelQueuesReadable, listenOverflows, listenQueueDepth } from './kernel.js';
-import { LABEL_WORKER, PRIMARY_WORKER, SHARED } from './names.js';
+import { EVENT_LOOP_PRECISION_MS, LABEL_WORKER, PRIMARY_WORKER, SHARED } from './names.js';
 import type { Pool, WorkerState } from '../primary/pool.js';
 import type { AcceptorOptions } from '../options.js';
 
@@ -23,7 +23,7 @@ const STATES: WorkerState[] = ['starting', 'ready', 'stalled', 'draining'];
 export function primaryRegistry(opts: AcceptorOptions, s: PrimaryState): Registry {
   const register = new Registry();
   const registers = [register];
-  collectDefaultMetrics({ register, labels: { [LABEL_WORKER]: PRIMARY_WORKER } });
+  collectDefaultMetrics({ register, labels: { [LABEL_WORKER]: PRIMARY_WORKER }, eventLoopMonitoringPrecision: EVENT_LOOP_PRECISION_MS });
 
   new Gauge({ name: 'acceptor_info', help: 'Configuration of this acceptor (value 1).', labelNames: ['strategy', 'protocol', 'version'], registers }).set(
     { strategy: opts.strategy, protocol: opts.protocol, version: s.version },

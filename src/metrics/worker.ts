@@ -3,7 +3,7 @@
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import { REJECT_REASONS } from '../admission/busy.js';
 import { ERROR_REASONS, type Counters } from './counters.js';
-import { LABEL_WORKER, SHARED } from './names.js';
+import { EVENT_LOOP_PRECISION_MS, LABEL_WORKER, SHARED } from './names.js';
 
 /** Hand-off latency buckets, seconds: 10µs … 10s (queue waits included). */
 const DISPATCH_BUCKETS = [0.00001, 0.000025, 0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
@@ -17,7 +17,7 @@ export function workerRegistry(slot: number, counters: Counters, open: () => num
   const register = new Registry();
   const registers = [register];
   const worker = String(slot);
-  collectDefaultMetrics({ register, labels: { [LABEL_WORKER]: worker } });
+  collectDefaultMetrics({ register, labels: { [LABEL_WORKER]: worker }, eventLoopMonitoringPrecision: EVENT_LOOP_PRECISION_MS });
   new Counter({
     ...SHARED.accepted,
     registers,
