@@ -30,7 +30,12 @@ export function reconcile(client: Tally, server: { accepted: number; rejected: n
   }
   if (server) {
     const d = server.accepted - client.connected;
-    if (Math.abs(d) > tolerance) problems.push(`server accepted ${server.accepted} connections, client connected ${client.connected}: difference ${d}`);
+    if (Math.abs(d) > tolerance) {
+      // Connected but never accepted: the kernel completed the handshake, no one took it off the
+      // listen queue before the client gave up.
+      const why = d < 0 && client.errors.timeout > 0 ? ` (left in the kernel's listen queue; the client timed out ${client.errors.timeout} times)` : '';
+      problems.push(`server accepted ${server.accepted} connections, client connected ${client.connected}: difference ${d}${why}`);
+    }
     const b = server.rejected - client.busy;
     if (busyComparable && Math.abs(b) > tolerance) problems.push(`server told ${server.rejected} busy, client saw ${client.busy}: difference ${b}`);
   }

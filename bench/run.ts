@@ -202,11 +202,13 @@ function medians(all: (RunResult & { round: number })[]): RunResult[] {
   return out;
 }
 
-export async function bench(o: BenchOptions): Promise<{ report: Report; files: { json: string; md: string; svg: string }; mismatches: string[] }> {
+export async function bench(o: BenchOptions): Promise<{ report: Report; files: { json: string; md: string; svg: string }; mismatches: string[]; inexact: string[] }> {
   const nginx = findNginx(o.nginx);
   const nginxPath = 'path' in nginx ? nginx.path : undefined;
-  // Rounds interleave the targets, so slow drift on a shared machine hits them all alike.
-  const plan = o.scenarios.flatMap((s) => Array.from({ length: o.rounds }, (_, round) => targetsFor(o, s).map((t) => ({ scenario: s, target: t, round }))).flat());
+  // Rounds interleave the targets, so slow drift on a shared machine hits them all alike, and
+  // each round starts at the next target, so none is always the first (coldest) run.
+  const rotate = <T>(a: T[], k: number): T[] => a.map((_, i) => a[(i + k) % a.length]!);
+  const plan = o.scenarios.flatMap((s) => Array.from({ length: o.rounds }, (_, round) => rotate(targetsFor(o, s), round).map((t) => ({ scenario: s, target: t, round }))).flat());
   const all: (RunResult & { round: number })[] = [];
   let done = 0;
   for (const { scenario, target, round } of plan) {
@@ -224,8 +226,13 @@ export async function bench(o: BenchOptions): Promise<{ report: Report; files: {
   ];
   const report: Report = { date: new Date().toISOString(), node: process.version, cpus: availableParallelism(), options: { ...o, out: undefined }, runs, ratios: ratios(runs), notes };
   const files = writeReport(report, o.out);
-  const mismatches = runs.flatMap((r) => (r.accounting && !r.accounting.ok ? r.accounting.problems.map((p) => `${r.scenario} · ${r.target}: ${p}`) : []));
-  return { report, files, mismatches };
+  // Only the default strategy promises exact admission: a difference there fails the run. The
+  // others are printed as loudly, as what they cost, without failing it.
+  const exact = new Set(targetsFor(o, 'storm').filter((t) => t.strategy === 'handoff').map((t) => t.name));
+  const problems = (r: RunResult): string[] => (r.accounting && !r.accounting.ok ? r.accounting.problems.map((p) => `${r.scenario} · ${r.target}: ${p}`) : []);
+  const mismatches = runs.filter((r) => exact.has(r.target)).flatMap(problems);
+  const inexact = runs.filter((r) => !exact.has(r.target)).flatMap(problems);
+  return { report, files, mismatches, inexact };
 }
 
 async function main(): Promise<void> {
@@ -240,9 +247,12 @@ async function main(): Promise<void> {
     process.stdout.write(USAGE);
     return;
   }
-  const { report, files, mismatches } = await bench(o);
+  const { report, files, mismatches, inexact } = await bench(o);
   process.stdout.write(table(report));
   process.stdout.write(`\nwrote ${files.json}\n      ${files.md}\n      ${files.svg}\n`);
+  if (inexact.length) {
+    process.stdout.write(`\n!!! NOT ACCOUNTED FOR, in strategies without exact admission: ${inexact.length} !!!\n${inexact.map((m) => `!!! ${m}`).join('\n')}\n`);
+  }
   if (mismatches.length) {
     process.stdout.write(`\n!!! ACCOUNTING MISMATCH: ${mismatches.length} !!!\n${mismatches.map((m) => `!!! ${m}`).join('\n')}\n`);
     process.exitCode = 1;

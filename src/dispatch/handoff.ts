@@ -2,16 +2,17 @@
 // to the least-loaded ready worker with a free slot, or queues it (FIFO, at most --backlog), or
 // tells it busy. Admission is exact because the primary alone counts the slots: a slot is taken
 // at hand-off and freed when the worker reports the connection closed.
-import type { Server, Socket } from 'node:net';
+import type { Server } from 'node:net';
 import { BoundedQueue } from '../admission/queue.js';
 import { clock } from '../clock.js';
 import type { Refuse, RejectReason } from '../admission/busy.js';
 import type { Counters } from '../metrics/counters.js';
 import type { Pool, WorkerRecord } from '../primary/pool.js';
 import type { FromWorker } from '../worker/protocol.js';
+import { acceptRaw, asSocket, releaseSent, type Conn } from './accept.js';
 
 export class Handoff {
-  readonly queue: BoundedQueue<Socket>;
+  readonly queue: BoundedQueue<Conn>;
   private closing = false;
   private next = 0;
   private sweeper: NodeJS.Timeout | undefined;
@@ -26,10 +27,12 @@ export class Handoff {
     private readonly refuse: Refuse,
   ) {
     this.queue = new BoundedQueue(backlog);
-    server.on('connection', this.onConnection);
+    // A failed accept (out of file descriptors: libuv then accepts and closes to make progress)
+    // is counted; before, it was an unhandled 'error' on the server.
+    acceptRaw(server, this.onConnection, () => this.counters.errors.accept_failed++);
   }
 
-  private onConnection = (socket: Socket): void => {
+  private onConnection = (socket: Conn): void => {
     this.counters.accepted++;
     if (this.closing) return this.reject(socket, 'shutting_down');
     const at = clock();
@@ -43,9 +46,9 @@ export class Handoff {
     this.armSweeper();
   };
 
-  private reject(socket: Socket, reason: RejectReason): void {
+  private reject(socket: Conn, reason: RejectReason): void {
     this.counters.rejected[reason]++;
-    this.refuse(socket);
+    this.refuse(asSocket(socket));
   }
 
   /** Least-loaded ready worker with a free slot; ties go round the slots in turn. */
@@ -61,10 +64,10 @@ export class Handoff {
     return best;
   }
 
-  private send(w: WorkerRecord, socket: Socket, at: number): void {
+  private send(w: WorkerRecord, socket: Conn, at: number): void {
     w.active++;
-    w.worker.send({ t: 'c', a: at }, socket, (err) => {
-      if (!err) return;
+    w.worker.send({ t: 'c', a: at }, socket as never, (err) => {
+      if (!err) return releaseSent(socket);
       // Never written to the channel (the worker died first): the primary still holds the
       // socket, so it keeps its place at the front of the queue. The worker gets nothing more:
       // picked again before its exit is processed, it would fail again on every tick.

@@ -99,6 +99,8 @@ export class Pool {
     const rec: WorkerRecord = { slot, worker, state: 'starting', active: 0, startedAt: now, readyAt: 0, lastBeat: now, gone: false, candidate };
     this.records.add(rec);
     (worker as WorkerWithRecord)[REC] = rec;
+    // A message to a worker that has just died fails with EPIPE; its exit is handled on 'exit'.
+    worker.on('error', (err) => this.log.debug({ slot, err: err.message }, 'worker channel error'));
     return new Promise((resolve, reject) => {
       rec.onReady = () => resolve(rec);
       rec.onEarlyExit = () => reject(new Error(`worker ${slot} exited during start-up`));

@@ -1,6 +1,6 @@
 // A worker process: loads the user's handler, serves the connections it is given (handoff) or
 // accepts itself (round-robin / shared / reuseport), reports closes and heartbeats, drains.
-import { createServer as createNetServer, type Socket } from 'node:net';
+import { createServer as createNetServer, Socket, type SocketConstructorOpts } from 'node:net';
 import { createLogger } from '../log.js';
 import { loadHandler } from '../handler/load.js';
 import { busyPayload, makeRefuse } from '../admission/busy.js';
@@ -15,7 +15,10 @@ delete process.env.ACCEPTOR_WORKER_CONFIG; // the handler's own child processes 
 const { options: opts, slot } = config;
 const log = createLogger(slot, opts.logLevel, opts.logFormat);
 const counters = new Counters();
-const send = (msg: FromWorker, cb?: () => void): void => {
+// Always with a callback: without one, a send that races the primary's death (EPIPE) would be
+// an uncaught 'error'. The worker exits on 'disconnect' then anyway.
+const ignore = (): void => {};
+const send = (msg: FromWorker, cb: () => void = ignore): void => {
   if (process.connected) process.send!(msg, undefined, undefined, cb);
 };
 
@@ -102,10 +105,11 @@ if (!handoff) {
   );
 }
 
-process.on('message', (msg: ToWorker, handle?: Socket) => {
+process.on('message', (msg: ToWorker, handle?: Socket | object) => {
   if (msg.t === 'c') {
     metrics?.dispatch.observe((clock() - msg.a) / 1000);
-    if (handle) serve(handle);
+    // The primary sends the kernel's handle as it accepted it; a Socket where it could not.
+    if (handle) serve(handle instanceof Socket ? handle : new Socket({ handle, readable: true, writable: true } as SocketConstructorOpts));
     else {
       // Closed in transit (Node delivers no handle): its slot must still be freed.
       countOnce(counters, {}, 'handoff_failed');
@@ -140,4 +144,7 @@ function exitDrained(): void {
 // and the watchdog replace it after --watchdog.
 setInterval(() => send({ t: 'hb' }), HEARTBEAT_MS).unref();
 process.on('disconnect', () => process.exit(0)); // the primary is gone: nothing to serve for
+// Ctrl-C, a closed terminal and systemd's default stop signal the whole process group; a worker
+// that died of it would cut its in-flight requests. The primary drains the workers instead.
+for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) process.on(signal, () => {});
 send({ t: 'ready' });

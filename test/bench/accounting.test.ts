@@ -23,6 +23,11 @@ t.test('client and server disagreeing is caught, tolerance respected', async (t)
   t.equal(reconcile(c, { accepted: 10, rejected: 9 }, 0, false).ok, true, 'busy not compared for tcp storms');
 });
 
+t.test('connections left in the kernel queue until the client gave up are named as such', async (t) => {
+  const c = { ...newTally(), attempts: 10, connected: 10, ok: 6, busy: 1, errors: { refused: 0, reset: 0, timeout: 3, other: 0 } };
+  t.match(reconcile(c, { accepted: 7, rejected: 1 }).problems, [/difference -3 \(left in the kernel's listen queue; the client timed out 3 times\)/]);
+});
+
 t.test('server deltas by reason', async (t) => {
   const d = serverDelta(
     { accepted: 5, rejected: { queue_full: 1, no_worker: 0 }, errors: {}, overflows: 0 },

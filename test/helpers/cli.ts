@@ -30,6 +30,8 @@ export interface StartOptions {
   gid?: number;
   /** Node binary to run (default: this one). */
   node?: string;
+  /** In a process group of its own, as a shell job or a systemd unit: signal it with `-pid`. */
+  group?: boolean;
 }
 
 const DEFAULT_ARGS = ['--port', '0', '--metrics-port', '0', '--workers', '2', '--log-level', 'info'];
@@ -45,6 +47,7 @@ export function run(args: string[], o: StartOptions = {}): Running & { started: 
   const proc = spawn(cmd, cmdArgs, {
     env,
     stdio: ['ignore', 'pipe', 'pipe'],
+    detached: o.group === true,
     ...(o.uid !== undefined ? { uid: o.uid, gid: o.gid } : {}),
   });
   const lines: LogLine[] = [];

@@ -91,6 +91,18 @@ t.test('SIGHUP: rolling reload under a request loop loses nothing and keeps the 
   t.equal(acc.lines.filter((l, i) => i >= mark && l.msg === 'worker stopped' && l.reason === 'reload').length, 2);
 });
 
+t.test('SIGHUP to the process group (a closed terminal) reloads; no worker dies of it', async (t) => {
+  const acc = await start(['--workers', '2', '--host', '127.0.0.1'], { group: true });
+  t.teardown(() => acc.stop('SIGKILL'));
+  const mark = acc.lines.length;
+  process.kill(-acc.proc.pid!, 'SIGHUP');
+  await acc.waitFor((l) => l.msg === 'reload done', 20_000, mark);
+  const after = acc.lines.slice(mark);
+  t.same(after.filter((l) => l.msg === 'worker died'), [], 'no worker died of the signal');
+  t.equal(after.filter((l) => l.msg === 'worker stopped' && l.reason === 'reload').length, 2, 'both reloaded');
+  t.equal((await get(acc.port)).status, 200);
+});
+
 t.test('a reload whose new worker cannot start keeps the old ones', async (t) => {
   const acc = await start(['--workers', '1']);
   t.teardown(() => acc.stop('SIGKILL'));
