@@ -111,7 +111,8 @@ export function findNginx(explicit?: string): { path: string } | { missing: stri
   return { missing: explicit ? `no nginx at ${explicit}` : 'nginx is not installed (apt-get install nginx-light)' };
 }
 
-async function freePort(): Promise<number> {
+/** A loopback port nothing listens on now. */
+export async function freePort(): Promise<number> {
   const s = createServer();
   await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
   const port = (s.address() as { port: number }).port;

@@ -1,10 +1,10 @@
 // The primary's registry. Every value is read at scrape time from state the accept path keeps
 // anyway (plain numbers), so metrics cost the accept path nothing.
-import { Counter, Gauge, Registry, collectDefaultMetrics } from 'prom-client';
-import { REJECT_REASONS } from '../admission/busy.js';
-import { ERROR_REASONS, RESTART_REASONS, type Counters } from './counters.js';
+import { Gauge, Registry, collectDefaultMetrics } from 'prom-client';
+import { RESTART_REASONS, type Counters } from './counters.js';
+import { connectionCounters, readCounter, readLabelledCounter } from './collect.js';
 import { kernelQueuesReadable, listenOverflows, listenQueueDepth } from './kernel.js';
-import { EVENT_LOOP_PRECISION_MS, LABEL_WORKER, PRIMARY_WORKER, SHARED } from './names.js';
+import { EVENT_LOOP_PRECISION_MS, LABEL_WORKER, PRIMARY_WORKER } from './names.js';
 import type { Pool, WorkerState } from '../primary/pool.js';
 import type { AcceptorOptions } from '../options.js';
 
@@ -29,36 +29,7 @@ export function primaryRegistry(opts: AcceptorOptions, s: PrimaryState): Registr
     { strategy: opts.strategy, protocol: opts.protocol, version: s.version },
     1,
   );
-  new Counter({
-    ...SHARED.accepted,
-    registers,
-    collect() {
-      this.reset();
-      this.inc(s.counters.accepted);
-    },
-  });
-  new Counter({
-    ...SHARED.rejected,
-    labelNames: ['reason'],
-    registers,
-    collect() {
-      for (const reason of REJECT_REASONS) {
-        this.remove({ reason });
-        this.inc({ reason }, s.counters.rejected[reason]);
-      }
-    },
-  });
-  new Counter({
-    ...SHARED.errors,
-    labelNames: ['reason'],
-    registers,
-    collect() {
-      for (const reason of ERROR_REASONS) {
-        this.remove({ reason });
-        this.inc({ reason }, Math.max(0, s.counters.errors[reason]));
-      }
-    },
-  });
+  connectionCounters(registers, s.counters);
   if (s.queueDepth() !== undefined) {
     new Gauge({
       name: 'acceptor_queue_depth',
@@ -85,15 +56,11 @@ export function primaryRegistry(opts: AcceptorOptions, s: PrimaryState): Registr
   }
   const overflowBase = listenOverflows();
   if (overflowBase !== undefined) {
-    new Counter({
-      name: 'acceptor_listen_overflows_total',
-      help: 'TcpExt ListenOverflows since the acceptor started. Host-wide: the kernel counts every listening socket on the host.',
+    readCounter(
       registers,
-      collect() {
-        this.reset();
-        this.inc(Math.max(0, (listenOverflows() ?? overflowBase) - overflowBase));
-      },
-    });
+      { name: 'acceptor_listen_overflows_total', help: 'TcpExt ListenOverflows since the acceptor started. Host-wide: the kernel counts every listening socket on the host.' },
+      () => Math.max(0, (listenOverflows() ?? overflowBase) - overflowBase),
+    );
   }
   new Gauge({
     name: 'acceptor_workers',
@@ -106,17 +73,12 @@ export function primaryRegistry(opts: AcceptorOptions, s: PrimaryState): Registr
       for (const state of STATES) this.set({ state }, n[state]!);
     },
   });
-  new Counter({
-    name: 'acceptor_worker_restarts_total',
-    help: 'Workers replaced, by reason: crash, startup (died before ready), watchdog (event loop stalled), reload.',
-    labelNames: ['reason'],
+  readLabelledCounter(
     registers,
-    collect() {
-      for (const reason of RESTART_REASONS) {
-        this.remove({ reason });
-        this.inc({ reason }, s.counters.restarts[reason]);
-      }
-    },
-  });
+    { name: 'acceptor_worker_restarts_total', help: 'Workers replaced, by reason: crash, startup (died before ready), watchdog (event loop stalled), reload.' },
+    'reason',
+    RESTART_REASONS,
+    (r) => s.counters.restarts[r],
+  );
   return register;
 }

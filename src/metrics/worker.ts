@@ -1,9 +1,9 @@
 // A worker's registry: its own connections, hand-off latency, and Node's process metrics,
 // labelled worker="<slot>". The primary collects it over IPC on each scrape.
-import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
-import { REJECT_REASONS } from '../admission/busy.js';
-import { ERROR_REASONS, type Counters } from './counters.js';
-import { EVENT_LOOP_PRECISION_MS, LABEL_WORKER, SHARED } from './names.js';
+import { Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import type { Counters } from './counters.js';
+import { connectionCounters, readLabelledCounter } from './collect.js';
+import { EVENT_LOOP_PRECISION_MS, LABEL_WORKER } from './names.js';
 
 /** Hand-off latency buckets, seconds: 10µs … 10s (queue waits included). */
 const DISPATCH_BUCKETS = [0.00001, 0.000025, 0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
@@ -18,46 +18,14 @@ export function workerRegistry(slot: number, counters: Counters, open: () => num
   const registers = [register];
   const worker = String(slot);
   collectDefaultMetrics({ register, labels: { [LABEL_WORKER]: worker }, eventLoopMonitoringPrecision: EVENT_LOOP_PRECISION_MS });
-  new Counter({
-    ...SHARED.accepted,
+  connectionCounters(registers, counters);
+  readLabelledCounter(
     registers,
-    collect() {
-      this.reset();
-      this.inc(counters.accepted);
-    },
-  });
-  new Counter({
-    ...SHARED.rejected,
-    labelNames: ['reason'],
-    registers,
-    collect() {
-      for (const reason of REJECT_REASONS) {
-        this.remove({ reason });
-        this.inc({ reason }, counters.rejected[reason]);
-      }
-    },
-  });
-  new Counter({
-    ...SHARED.errors,
-    labelNames: ['reason'],
-    registers,
-    collect() {
-      for (const reason of ERROR_REASONS) {
-        this.remove({ reason });
-        this.inc({ reason }, counters.errors[reason]);
-      }
-    },
-  });
-  new Counter({
-    name: 'acceptor_connections_handled_total',
-    help: 'Connections a worker took to serve (handed over, or accepted and admitted), by worker.',
-    labelNames: [LABEL_WORKER],
-    registers,
-    collect() {
-      this.remove({ worker });
-      this.inc({ worker }, handled());
-    },
-  });
+    { name: 'acceptor_connections_handled_total', help: 'Connections a worker took to serve (handed over, or accepted and admitted), by worker.' },
+    LABEL_WORKER,
+    [worker],
+    handled,
+  );
   new Gauge({
     name: 'acceptor_worker_connections',
     help: 'Open connections per worker.',

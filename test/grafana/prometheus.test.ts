@@ -3,12 +3,12 @@
 import t from 'tap';
 import { spawn, spawnSync } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { start, fixture, until } from '../helpers/cli.js';
 import { get, rawRequest } from '../helpers/http.js';
 import { queries } from '../../grafana/dashboard.js';
+import { freePort } from '../../bench/targets.js';
 
 const GRAFANA = fileURLToPath(new URL('../../grafana/', import.meta.url));
 const have = (cmd: string): boolean => spawnSync(cmd, ['--version']).status === 0;
@@ -22,14 +22,6 @@ t.test('promtool accepts the shipped config and rules, and the rule unit tests p
     t.equal(r.status, 0, `promtool ${args.join(' ')}: ${r.stdout}${r.stderr}`);
   }
 });
-
-async function freePort(): Promise<number> {
-  const s = createServer();
-  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
-  const p = (s.address() as { port: number }).port;
-  await new Promise((r) => s.close(r));
-  return p;
-}
 
 /** The left side of `<signal> > threshold`: what the alert watches. */
 export function signal(expr: string): string {

@@ -1,5 +1,5 @@
 // --protocol tcp: the handler gets the socket; busy is a line (or a reset).
-import t from 'tap';
+import t, { type Test } from 'tap';
 import { connect, type Socket } from 'node:net';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -27,34 +27,34 @@ t.test('built-in tcp app echoes', async (t) => {
   t.equal((await c.closed).data, 'ping\n');
 });
 
-t.test('past slots and backlog a tcp client gets the busy line', async (t) => {
+/** One worker, one slot, one queue place: fills both with held clients and returns them. */
+async function fullAcceptor(t: Test, tcpBusy: string) {
   const holdFile = join(t.testdir(), 'release');
-  const acc = await start(['--protocol', 'tcp', '--host', '127.0.0.1', '--workers', '1', '--max-connections', '1', '--backlog', '1', '--tcp-busy', 'BUSY try later\\n', '--handler', fixture('tcp-hold.mjs')], { env: { HOLD_FILE: holdFile } });
+  const acc = await start(['--protocol', 'tcp', '--host', '127.0.0.1', '--workers', '1', '--max-connections', '1', '--backlog', '1', '--tcp-busy', tcpBusy, '--handler', fixture('tcp-hold.mjs')], { env: { HOLD_FILE: holdFile } });
   t.teardown(() => acc.stop('SIGKILL'));
   const a = talk(acc.port);
   await a.connected;
   const b = talk(acc.port);
   await b.connected;
-  const c = talk(acc.port);
+  return { port: acc.port, a, b, release: () => writeFileSync(holdFile, '') };
+}
+
+t.test('past slots and backlog a tcp client gets the busy line', async (t) => {
+  const { port, a, b, release } = await fullAcceptor(t, 'BUSY try later\\n');
+  const c = talk(port);
   t.same(await c.closed, { data: 'BUSY try later\n' }, 'third is told busy and closed');
-  writeFileSync(holdFile, '');
+  release();
   t.equal((await a.closed).data, 'hello\nbye\n', 'first served');
   t.equal((await b.closed).data, 'hello\nbye\n', 'queued one served after');
 });
 
 t.test('--tcp-busy reset refuses with a TCP reset', async (t) => {
-  const holdFile = join(t.testdir(), 'release');
-  const acc = await start(['--protocol', 'tcp', '--host', '127.0.0.1', '--workers', '1', '--max-connections', '1', '--backlog', '1', '--tcp-busy', 'reset', '--handler', fixture('tcp-hold.mjs')], { env: { HOLD_FILE: holdFile } });
-  t.teardown(() => acc.stop('SIGKILL'));
-  const a = talk(acc.port);
-  await a.connected;
-  const b = talk(acc.port);
-  await b.connected;
-  const c = talk(acc.port);
+  const { port, a, b, release } = await fullAcceptor(t, 'reset');
+  const c = talk(port);
   const r = await c.closed;
   t.equal(r.data, '');
   t.equal(r.error, 'ECONNRESET');
-  writeFileSync(holdFile, '');
+  release();
   await a.closed;
   await b.closed;
 });
