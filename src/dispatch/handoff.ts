@@ -66,14 +66,19 @@ export class Handoff {
 
   private send(w: WorkerRecord, socket: Conn, at: number): void {
     w.active++;
+    w.unsent++;
     w.worker.send({ t: 'c', a: at }, socket as never, (err) => {
-      if (!err) return releaseSent(socket);
+      w.unsent--;
+      if (!err) {
+        // Sent, but to a worker already counted out: lost with it.
+        if (w.gone) this.counters.errors.worker_exit++;
+        return releaseSent(socket);
+      }
       // Never written to the channel (the worker died first): the primary still holds the
       // socket, so it keeps its place at the front of the queue. The worker gets nothing more:
       // picked again before its exit is processed, it would fail again on every tick.
       this.pool.detach(w);
       w.active--;
-      if (w.gone) this.counters.errors.worker_exit--;
       if (this.closing) return this.reject(socket, 'shutting_down');
       this.queue.unshift({ item: socket, at });
       this.armSweeper();
@@ -102,9 +107,13 @@ export class Handoff {
     this.drain();
   }
 
-  /** Connections a worker held when it died are lost with it: counted, and their slots freed. */
+  /**
+   * Connections a worker held when it died are lost with it: counted, and their slots freed.
+   * Sends still in progress are counted when they complete (lost) or fail (handed on), so the
+   * counter only ever rises.
+   */
   onExit(w: WorkerRecord): void {
-    this.counters.errors.worker_exit += w.active;
+    this.counters.errors.worker_exit += w.active - w.unsent;
     w.active = 0;
     this.flushIfNoWorker();
     this.drain();

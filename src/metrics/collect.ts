@@ -30,8 +30,7 @@ export function readLabelledCounter<K extends string>(registers: Registry[], def
     collect() {
       for (const key of keys) {
         this.remove({ [label]: key });
-        // A requeued hand-off takes back its worker_exit error; never let a scrape see below 0.
-        this.inc({ [label]: key }, Math.max(0, read(key)));
+        this.inc({ [label]: key }, read(key));
       }
     },
   });

@@ -16,6 +16,8 @@ export interface WorkerRecord {
   state: WorkerState;
   /** Connections handed to it and not yet reported closed (handoff), or reported open (others). */
   active: number;
+  /** Of those, hand-offs whose send has not completed yet (handoff): not lost if it dies now. */
+  unsent: number;
   startedAt: number;
   readyAt: number;
   lastBeat: number;
@@ -96,7 +98,7 @@ export class Pool {
   fork(slot: number, candidate = false): Promise<WorkerRecord> {
     const worker = cluster.fork({ ACCEPTOR_WORKER_CONFIG: JSON.stringify({ ...this.config, slot } satisfies WorkerConfig) });
     const now = Date.now();
-    const rec: WorkerRecord = { slot, worker, state: 'starting', active: 0, startedAt: now, readyAt: 0, lastBeat: now, gone: false, candidate };
+    const rec: WorkerRecord = { slot, worker, state: 'starting', active: 0, unsent: 0, startedAt: now, readyAt: 0, lastBeat: now, gone: false, candidate };
     this.records.add(rec);
     (worker as WorkerWithRecord)[REC] = rec;
     // A message to a worker that has just died fails with EPIPE; its exit is handled on 'exit'.

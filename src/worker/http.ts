@@ -48,20 +48,19 @@ export function createHttp(handler: HttpHandler, opts: AcceptorOptions, counters
     },
   );
   server.timeout = opts.idleTimeout;
-  const count = (socket: Socket, reason: 'timeout' | 'client_reset' | 'bad_request'): void => countOnce(counters, socket, reason);
   server.on('timeout', (socket: Socket) => {
-    count(socket, 'timeout');
+    countOnce(counters, socket, 'timeout');
     socket.destroy();
   });
   server.on('clientError', (err: NodeJS.ErrnoException, socket: Socket) => {
     const code = err.code ?? '';
     if (code === 'ECONNRESET' || code === 'EPIPE' || !socket.writable) {
-      count(socket, 'client_reset');
+      countOnce(counters, socket, 'client_reset');
       socket.destroy();
       return;
     }
     const status = CLIENT_ERROR[code] ?? '400 Bad Request';
-    count(socket, code === 'ERR_HTTP_REQUEST_TIMEOUT' ? 'timeout' : 'bad_request');
+    countOnce(counters, socket, code === 'ERR_HTTP_REQUEST_TIMEOUT' ? 'timeout' : 'bad_request');
     log.debug({ code, status }, 'client error');
     socket.end(`HTTP/1.1 ${status}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n`);
     socket.destroySoon();

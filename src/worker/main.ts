@@ -1,12 +1,13 @@
 // A worker process: loads the user's handler, serves the connections it is given (handoff) or
 // accepts itself (round-robin / shared / reuseport), reports closes and heartbeats, drains.
-import { createServer as createNetServer, Socket, type SocketConstructorOpts } from 'node:net';
+import { createServer as createNetServer, type Socket } from 'node:net';
 import { createLogger } from '../log.js';
 import { loadHandler } from '../handler/load.js';
 import { busyPayload, makeRefuse } from '../admission/busy.js';
 import { Counters, countOnce } from '../metrics/counters.js';
 import { workerRegistry } from '../metrics/worker.js';
 import { clock } from '../clock.js';
+import { asSocket, type Conn } from '../dispatch/accept.js';
 import { createHttp } from './http.js';
 import { HEARTBEAT_MS, type FromWorker, type ToWorker, type WorkerConfig } from './protocol.js';
 
@@ -105,14 +106,14 @@ if (!handoff) {
   );
 }
 
-process.on('message', (msg: ToWorker, handle?: Socket | object) => {
+process.on('message', (msg: ToWorker, handle?: Conn) => {
   if (msg.t === 'c') {
     metrics?.dispatch.observe((clock() - msg.a) / 1000);
     // The primary sends the kernel's handle as it accepted it; a Socket where it could not.
-    if (handle) serve(handle instanceof Socket ? handle : new Socket({ handle, readable: true, writable: true } as SocketConstructorOpts));
+    if (handle) serve(asSocket(handle));
     else {
       // Closed in transit (Node delivers no handle): its slot must still be freed.
-      countOnce(counters, {}, 'handoff_failed');
+      counters.errors.handoff_failed++;
       reportClosed();
     }
   } else if (msg.t === 'm') {
