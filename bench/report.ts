@@ -7,7 +7,7 @@ import type { ErrorKind } from './load/storm.js';
 export type Scenario = 'keepalive' | 'storm' | 'tcp-storm' | 'saturation';
 export const SCENARIO_TITLE: Record<Scenario, string> = {
   keepalive: 'Keep-alive throughput (autocannon)',
-  storm: 'Connection storm, HTTP, new connection per request (autocannon, connection: close)',
+  storm: 'Connection storm, HTTP, one request per connection (node:net; latency = connect to answer)',
   'tcp-storm': 'Connection storm, raw TCP connect/close (node:net)',
   saturation: 'Backlog saturation (CPU handler, small backlog, many more clients than slots)',
 };
@@ -31,6 +31,8 @@ export interface RunResult {
   busyP99?: number;
   server?: { acceptRate: number; accepted: number; rejected: Record<string, number>; overflows: number | undefined; peakQueue: number | undefined; peakListenQueue: number | undefined };
   peakRssMB: number | undefined;
+  /** CPU time of the primary (acceptor, cluster rr) or master (nginx) per connection accepted, µs. */
+  primaryUsPerConn?: number;
   accounting?: Accounting;
   /** Rate of each round, when there were several (the row shows the median). */
   rounds?: number[];
@@ -78,13 +80,13 @@ export function ratios(runs: RunResult[]): Ratio[] {
   return out;
 }
 
-const HEAD = ['target', 'rate', 'p50 ms', 'p99 ms', 'p99.9 ms', '200', '503', 'client errors', 'accept/s (server)', 'rejected (server)', 'peak queue', 'peak listen q', 'overflows', 'RSS MB', 'accounting'];
+const HEAD = ['target', 'rate', 'p50 ms', 'p99 ms', 'p99.9 ms', '200', '503', 'client errors', 'accept/s (server)', 'rejected (server)', 'peak queue', 'peak listen q', 'overflows', 'RSS MB', 'primary µs/conn', 'accounting'];
 
 function row(r: RunResult): string[] {
   if (r.skipped) return [r.target, `skipped: ${r.skipped}`, ...Array(HEAD.length - 2).fill('')];
   const acct = r.accounting ? (r.accounting.ok ? (r.accounting.exact ? 'exact' : 'ok ±') : 'MISMATCH') : '–';
   const lat = r.scenario === 'saturation' ? [`${f2(r.p50)}`, `${f2(r.okP99)} / ${f2(r.busyP99)}`, f2(r.p999)] : [f2(r.p50), f2(r.p99), f2(r.p999)];
-  return [r.target, `${f0(r.rate)} ${r.unit}`, ...lat, f0(r.ok), f0(r.busy), errs(r.errors), f0(r.server?.acceptRate), rej(r.server?.rejected), f0(r.server?.peakQueue), f0(r.server?.peakListenQueue), f0(r.server?.overflows), f0(r.peakRssMB), acct];
+  return [r.target, `${f0(r.rate)} ${r.unit}`, ...lat, f0(r.ok), f0(r.busy), errs(r.errors), f0(r.server?.acceptRate), rej(r.server?.rejected), f0(r.server?.peakQueue), f0(r.server?.peakListenQueue), f0(r.server?.overflows), f0(r.peakRssMB), r.primaryUsPerConn === undefined ? '–' : r.primaryUsPerConn.toFixed(1), acct];
 }
 
 export function table(report: Report): string {

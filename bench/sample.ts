@@ -15,6 +15,8 @@ export interface Samples {
   peakQueue: number | undefined;
   peakListenQueue: number | undefined;
   peakRssBytes: number | undefined;
+  /** CPU seconds (user + system) the watched process used while sampling. */
+  cpuSeconds: number | undefined;
 }
 
 function fetchText(port: number): Promise<string> {
@@ -62,9 +64,23 @@ function rss(pid: number): number | undefined {
   }
 }
 
+const TICKS_PER_S = 100; // USER_HZ: /proc/<pid>/stat counts CPU time in these
+
+/** utime + stime of `pid`, in seconds. */
+export function cpuSeconds(pid: number): number | undefined {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'latin1');
+    const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return (Number(f[11]) + Number(f[12])) / TICKS_PER_S;
+  } catch {
+    return undefined;
+  }
+}
+
 /** Starts sampling every `everyMs`; call the result to stop and get the samples. */
 export async function sampler(metricsPort: number | undefined, pid: number, everyMs = 1000): Promise<() => Promise<Samples>> {
-  const s: Samples = { before: undefined, after: undefined, peakQueue: undefined, peakListenQueue: undefined, peakRssBytes: rss(pid) };
+  const s: Samples = { before: undefined, after: undefined, peakQueue: undefined, peakListenQueue: undefined, peakRssBytes: rss(pid), cpuSeconds: undefined };
+  const cpu0 = cpuSeconds(pid);
   const max = (a: number | undefined, b: number | undefined): number | undefined => (b === undefined ? a : Math.max(a ?? 0, b));
   const take = async (): Promise<ServerCounters | undefined> => {
     s.peakRssBytes = max(s.peakRssBytes, rss(pid));
@@ -88,6 +104,8 @@ export async function sampler(metricsPort: number | undefined, pid: number, ever
   return async () => {
     clearInterval(timer);
     s.after = await take();
+    const cpu1 = cpuSeconds(pid);
+    s.cpuSeconds = cpu0 === undefined || cpu1 === undefined ? undefined : cpu1 - cpu0;
     return s;
   };
 }

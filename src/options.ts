@@ -6,6 +6,7 @@ import { resolve } from 'node:path';
 
 export type Strategy = 'handoff' | 'round-robin' | 'shared' | 'reuseport';
 export type Protocol = 'http' | 'tcp';
+export type TransportOption = 'auto' | 'fdpass' | 'ipc';
 export type LogLevel = 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
 export type LogFormat = 'json' | 'pretty';
 
@@ -27,6 +28,12 @@ export interface AcceptorOptions {
   maxConnections: number;
   /** How connections reach workers. Default `handoff` (the only one with exact admission). */
   strategy: Strategy;
+  /**
+   * How handoff passes connections to workers: `fdpass` (native addon, batched descriptor
+   * passing), `ipc` (Node's channel, one in flight per worker), or `auto` (default: fdpass where
+   * the addon loads, else ipc with a warning).
+   */
+  transport: TransportOption;
   /** `http` (503 when busy) or `tcp` (busy line or reset). Default `http`. */
   protocol: Protocol;
   /** Module whose default export is the request (http) or connection (tcp) listener. */
@@ -144,6 +151,7 @@ export const SPECS: { [K in keyof AcceptorOptions]: Spec<K> }[keyof AcceptorOpti
   { key: 'workers', flag: 'workers', arg: '<n>', help: 'worker processes', def: () => availableParallelism(), defHelp: 'available parallelism', parse: int(1, 1024) },
   { key: 'maxConnections', flag: 'max-connections', arg: '<n>', help: 'concurrent connections per worker before it counts as full', def: () => 1024, defHelp: '1024', parse: int(1, 1_000_000) },
   { key: 'strategy', flag: 'strategy', arg: '<name>', help: 'handoff | round-robin | shared | reuseport (only handoff admits exactly)', def: () => 'handoff', defHelp: 'handoff', parse: oneOf<Strategy>('handoff', 'round-robin', 'shared', 'reuseport') },
+  { key: 'transport', flag: 'transport', arg: '<name>', help: 'handoff only: auto | fdpass | ipc (auto = fdpass where the native addon loads)', def: () => 'auto', defHelp: 'auto', parse: oneOf<TransportOption>('auto', 'fdpass', 'ipc') },
   { key: 'protocol', flag: 'protocol', arg: '<name>', help: 'http | tcp', def: () => 'http', defHelp: 'http', parse: oneOf<Protocol>('http', 'tcp') },
   { key: 'handler', flag: 'handler', arg: '<module>', help: 'module whose default export is the (req, res) or (socket) listener', def: () => undefined, defHelp: 'built-in app', parse: handlerPath },
   { key: 'metrics', flag: 'metrics', arg: '<bool>', help: 'serve Prometheus /metrics (--no-metrics turns it off)', def: () => true, defHelp: 'true', parse: bool, boolean: true },

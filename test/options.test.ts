@@ -86,6 +86,7 @@ const BAD: [string[], string][] = [
   [['--log-level', 'loud'], 'log-level'],
   [['--log-format', 'xml'], 'log-format'],
   [['--headers-timeout', 'x'], 'headers-timeout'],
+  [['--transport', 'pigeon'], 'transport'],
   [['--bogus', '1'], 'bogus'],
   [['--port'], 'port'],
   [['stray'], 'stray'],

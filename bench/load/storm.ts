@@ -14,6 +14,8 @@ export interface StormOptions {
   durationMs: number;
   /** An attempt with no answer by then is a timeout. */
   timeoutMs: number;
+  /** Stop after this many attempts in all (else only the deadline stops it). */
+  maxAttempts?: number;
   /** For the harness's own test: forget one outcome, which the accounting must catch. */
   injectLoss?: boolean;
 }
@@ -98,7 +100,7 @@ export async function storm(o: StormOptions): Promise<StormResult> {
     });
 
   const loop = async (): Promise<void> => {
-    while (performance.now() < deadline) await attempt();
+    while (performance.now() < deadline && r.attempts < (o.maxAttempts ?? Infinity)) await attempt();
   };
   await Promise.all(Array.from({ length: o.concurrency }, loop));
   r.elapsedMs = performance.now() - t0;

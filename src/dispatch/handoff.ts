@@ -1,18 +1,18 @@
 // The default strategy. The primary accepts every connection itself, unread, and either hands it
 // to the least-loaded ready worker with a free slot, or queues it (FIFO, at most --backlog), or
 // tells it busy. Admission is exact because the primary alone counts the slots: a slot is taken
-// at hand-off and freed when the worker reports the connection closed.
+// when a connection is assigned and freed when the worker reports it closed. The transport only
+// carries what was decided here.
 import type { Server } from 'node:net';
-import { BoundedQueue } from '../admission/queue.js';
+import { BoundedQueue, type Waiting } from '../admission/queue.js';
 import { clock } from '../clock.js';
 import type { Refuse, RejectReason } from '../admission/busy.js';
 import type { Counters } from '../metrics/counters.js';
 import type { Pool, WorkerRecord } from '../primary/pool.js';
-import type { FromWorker } from '../worker/protocol.js';
-import { acceptRaw, asSocket, releaseSent, type Conn } from './accept.js';
+import type { Sink, Transport } from './transport.js';
 
-export class Handoff {
-  readonly queue: BoundedQueue<Conn>;
+export class Handoff<C> implements Sink<C> {
+  readonly queue: BoundedQueue<C>;
   private closing = false;
   private next = 0;
   private sweeper: NodeJS.Timeout | undefined;
@@ -25,30 +25,41 @@ export class Handoff {
     private readonly queueTimeout: number,
     private readonly counters: Counters,
     private readonly refuse: Refuse,
+    readonly transport: Transport<C>,
   ) {
     this.queue = new BoundedQueue(backlog);
-    // A failed accept (out of file descriptors: libuv then accepts and closes to make progress)
-    // is counted; before, it was an unhandled 'error' on the server.
-    acceptRaw(server, this.onConnection, () => this.counters.errors.accept_failed++);
+    transport.start(server, this);
   }
 
-  private onConnection = (socket: Conn): void => {
+  admit(conn: C, at: number): void {
     this.counters.accepted++;
-    if (this.closing) return this.reject(socket, 'shutting_down');
-    const at = clock();
+    if (this.closing) return this.reject(conn, 'shutting_down');
     // Oldest first: while anyone waits, a newcomer queues behind them.
     if (this.queue.length === 0) {
       const w = this.pick();
-      if (w) return this.send(w, socket, at);
+      if (w) return this.assign(w, conn, at);
     }
-    if (this.pool.responsive === 0) return this.reject(socket, 'no_worker');
-    if (!this.queue.push(socket, at)) return this.reject(socket, 'queue_full');
+    if (this.pool.responsive === 0) return this.reject(conn, 'no_worker');
+    if (!this.queue.push(conn, at)) return this.reject(conn, 'queue_full');
     this.armSweeper();
-  };
+  }
 
-  private reject(socket: Conn, reason: RejectReason): void {
+  batchDone(): void {
+    this.transport.flush();
+    this.transport.slotsWanted(this.queue.length > 0);
+  }
+
+  acceptFailed(n: number): void {
+    this.counters.errors.accept_failed += n;
+  }
+
+  lost(n: number): void {
+    this.counters.errors.worker_exit += n;
+  }
+
+  private reject(conn: C, reason: RejectReason): void {
     this.counters.rejected[reason]++;
-    this.refuse(asSocket(socket));
+    this.refuse(this.transport.socket(conn));
   }
 
   /** Least-loaded ready worker with a free slot; ties go round the slots in turn. */
@@ -64,43 +75,45 @@ export class Handoff {
     return best;
   }
 
-  private send(w: WorkerRecord, socket: Conn, at: number): void {
+  private assign(w: WorkerRecord, conn: C, at: number): void {
     w.active++;
-    w.unsent++;
-    w.worker.send({ t: 'c', a: at }, socket as never, (err) => {
-      w.unsent--;
-      if (!err) {
-        // Sent, but to a worker already counted out: lost with it.
-        if (w.gone) this.counters.errors.worker_exit++;
-        return releaseSent(socket);
-      }
-      // Never written to the channel (the worker died first): the primary still holds the
-      // socket, so it keeps its place at the front of the queue. The worker gets nothing more:
-      // picked again before its exit is processed, it would fail again on every tick.
-      this.pool.detach(w);
-      w.active--;
-      if (this.closing) return this.reject(socket, 'shutting_down');
-      this.queue.unshift({ item: socket, at });
-      this.armSweeper();
-      this.drain();
-    });
+    this.transport.assign(w, conn, at);
+  }
+
+  undelivered(w: WorkerRecord, back: Waiting<C>[]): void {
+    // The worker gets nothing more: picked again before its exit is processed, it would fail
+    // again on every tick.
+    this.pool.detach(w);
+    w.active -= back.length;
+    this.requeue(back);
+    this.drain();
+  }
+
+  /** Connections that never reached their worker keep their place (the front) and their age. */
+  private requeue(back: Waiting<C>[]): void {
+    if (this.closing) {
+      for (const b of back) this.reject(b.item, 'shutting_down');
+      return;
+    }
+    for (let i = back.length - 1; i >= 0; i--) this.queue.unshift(back[i]!);
+    this.armSweeper();
   }
 
   /** Hands queued connections to free slots, oldest first. */
   drain(): void {
     while (this.queue.length > 0) {
       const w = this.pick();
-      if (!w) return;
+      if (!w) break;
       const q = this.queue.shift()!;
-      this.send(w, q.item, q.at);
+      this.assign(w, q.item, q.at);
     }
+    this.transport.flush();
+    this.transport.slotsWanted(this.queue.length > 0);
   }
 
-  onMessage(w: WorkerRecord, msg: FromWorker): void {
-    if (msg.t === 'd') {
-      w.active -= msg.n;
-      this.drain();
-    }
+  closed(w: WorkerRecord, n: number): void {
+    w.active -= n;
+    this.drain();
   }
 
   onReady(): void {
@@ -108,13 +121,16 @@ export class Handoff {
   }
 
   /**
-   * Connections a worker held when it died are lost with it: counted, and their slots freed.
-   * Sends still in progress are counted when they complete (lost) or fail (handed on), so the
-   * counter only ever rises.
+   * A worker exited. What the transport gets back from it is handed on; what it held is lost
+   * with it: counted, and the slots freed. ipc sends still in progress are counted when they
+   * complete (lost) or fail (handed on), so the counter only ever rises.
    */
   onExit(w: WorkerRecord): void {
+    const { back, closed } = this.transport.detach(w);
+    w.active -= closed + back.length;
     this.counters.errors.worker_exit += w.active - w.unsent;
     w.active = 0;
+    this.requeue(back);
     this.flushIfNoWorker();
     this.drain();
   }

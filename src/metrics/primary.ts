@@ -16,6 +16,8 @@ export interface PrimaryState {
   port: number;
   kernelBacklog: number;
   version: string;
+  /** Hand-off transport (handoff), or `none` where the workers accept. */
+  transport: string;
 }
 
 const STATES: WorkerState[] = ['starting', 'ready', 'stalled', 'draining'];
@@ -25,8 +27,8 @@ export function primaryRegistry(opts: AcceptorOptions, s: PrimaryState): Registr
   const registers = [register];
   collectDefaultMetrics({ register, labels: { [LABEL_WORKER]: PRIMARY_WORKER }, eventLoopMonitoringPrecision: EVENT_LOOP_PRECISION_MS });
 
-  new Gauge({ name: 'acceptor_info', help: 'Configuration of this acceptor (value 1).', labelNames: ['strategy', 'protocol', 'version'], registers }).set(
-    { strategy: opts.strategy, protocol: opts.protocol, version: s.version },
+  new Gauge({ name: 'acceptor_info', help: 'Configuration of this acceptor (value 1).', labelNames: ['strategy', 'transport', 'protocol', 'version'], registers }).set(
+    { strategy: opts.strategy, transport: s.transport, protocol: opts.protocol, version: s.version },
     1,
   );
   connectionCounters(registers, s.counters);

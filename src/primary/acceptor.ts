@@ -8,6 +8,10 @@ import { resolveEndpoint } from '../endpoint/resolve.js';
 import { bindEndpoint, effectiveBacklog, probeEndpoint, somaxconn } from '../endpoint/bind.js';
 import { busyPayload, makeRefuse } from '../admission/busy.js';
 import { Handoff } from '../dispatch/handoff.js';
+import { chooseTransport, type Transport } from '../dispatch/transport.js';
+import { IpcTransport } from '../dispatch/ipc.js';
+import { FdpassTransport } from '../dispatch/fdpass.js';
+import { loadFdpass } from '../native/fdpass.js';
 import { Counters } from '../metrics/counters.js';
 import { primaryRegistry } from '../metrics/primary.js';
 import { ClusterScrape } from '../metrics/cluster.js';
@@ -37,10 +41,14 @@ export async function startAcceptor(input: Partial<AcceptorOptions> = {}): Promi
   if (!cluster.isPrimary) throw new Error('startAcceptor() must run in the primary process, not in a cluster worker');
   const opts = resolveOptions(input);
   const log = createLogger(0, opts.logLevel, opts.logFormat);
+  const handoff = opts.strategy === 'handoff';
+  // Chosen before binding: an explicit --transport fdpass that cannot load is a bad option.
+  const transportChoice = handoff ? chooseTransport(opts.transport) : undefined;
+  if (transportChoice?.warning) log.warn(transportChoice.warning);
+  const transportName = transportChoice?.name ?? 'none';
 
   const candidates = await resolveEndpoint(opts.host);
   log.info({ host: opts.host ?? null, addresses: candidates.map((c) => c.address) }, 'resolved endpoint');
-  const handoff = opts.strategy === 'handoff';
   // handoff: the exact limit is the primary's own queue (--backlog); the kernel's queue only
   // buffers the moments the primary is off-CPU, and if it overflowed the kernel would drop SYNs
   // silently, so it gets the kernel's maximum. Where workers accept, it is the only queue.
@@ -53,25 +61,27 @@ export async function startAcceptor(input: Partial<AcceptorOptions> = {}): Promi
   // handoff: the primary holds the socket and accepts. The others: bind once here so a bad
   // address fails the start in the primary, then the workers listen on it.
   const bound = handoff ? await bindEndpoint(candidates, opts.port, listenBacklog) : { ...(await probeEndpoint(candidates, opts.port, listenBacklog)), server: undefined };
-  log.info({ address: bound.address, port: bound.port, backlog: opts.backlog, kernelBacklog, strategy: opts.strategy, protocol: opts.protocol, workers: opts.workers, maxConnections: opts.maxConnections }, 'listening');
+  log.info({ address: bound.address, port: bound.port, backlog: opts.backlog, kernelBacklog, strategy: opts.strategy, transport: transportName, protocol: opts.protocol, workers: opts.workers, maxConnections: opts.maxConnections }, 'listening');
 
   const counters = new Counters();
   cluster.schedulingPolicy = opts.strategy === 'round-robin' ? cluster.SCHED_RR : cluster.SCHED_NONE;
-  let dispatch: Handoff | undefined;
+  let dispatch: Handoff<unknown> | undefined;
   let scrape: ClusterScrape | undefined;
-  const pool = new Pool(opts, { options: opts, address: bound.address, port: bound.port, listenBacklog }, counters, log, {
+  const pool = new Pool(opts, { options: opts, address: bound.address, port: bound.port, listenBacklog, transport: transportChoice?.name }, counters, log, {
     ready: () => dispatch?.onReady(),
     stalled: () => dispatch?.flushIfNoWorker(),
     exit: (rec) => dispatch?.onExit(rec),
-    message: (rec, msg) => (msg.t === 'm' ? scrape?.onMessage(rec, msg) : dispatch?.onMessage(rec, msg)),
+    message: (rec, msg) => (msg.t === 'm' ? scrape?.onMessage(rec, msg) : msg.t === 'd' ? dispatch?.closed(rec, msg.n) : undefined),
+    link: () => dispatch?.transport.prepareFork(),
   });
   if (handoff) {
     const refuse = makeRefuse(busyPayload(opts.protocol, opts.retryAfter, opts.tcpBusy));
-    dispatch = new Handoff(bound.server as Server, pool, opts.maxConnections, opts.backlog, opts.queueTimeout, counters, refuse);
+    const transport = (transportName === 'fdpass' ? new FdpassTransport((loadFdpass() as { addon: never }).addon) : new IpcTransport()) as Transport<unknown>;
+    dispatch = new Handoff(bound.server as Server, pool, opts.maxConnections, opts.backlog, opts.queueTimeout, counters, refuse, transport);
   }
   let metricsServer: import('node:http').Server | undefined;
   if (opts.metrics) {
-    const registry = primaryRegistry(opts, { counters, pool, queueDepth: () => dispatch?.queue.length, port: bound.port, kernelBacklog, version: VERSION });
+    const registry = primaryRegistry(opts, { counters, pool, queueDepth: () => dispatch?.queue.length, port: bound.port, kernelBacklog, version: VERSION, transport: transportName });
     scrape = new ClusterScrape(pool, registry);
     try {
       metricsServer = await serveMetrics(opts.metricsHost, opts.metricsPort, opts.metricsToken, () => scrape!.text(), log);
@@ -112,6 +122,7 @@ export async function startAcceptor(input: Partial<AcceptorOptions> = {}): Promi
         const killed = await pool.stop();
         // No waiting on close's callback: node:net stops counting a socket once it is sent to a
         // worker, so the callback would never come. The workers have exited: nothing is open.
+        dispatch?.transport.stop();
         bound.server?.close();
         metricsServer?.close();
         metricsServer?.closeAllConnections();

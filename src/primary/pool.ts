@@ -5,7 +5,7 @@ import { fileURLToPath } from 'node:url';
 import type { Logger } from '../log.js';
 import type { AcceptorOptions } from '../options.js';
 import type { Counters, RestartReason } from '../metrics/counters.js';
-import { reclaimUnsent } from './reclaim.js';
+import type { ForkLink } from '../dispatch/transport.js';
 import { HEARTBEAT_MS, STALL_MS, type FromWorker, type WorkerConfig } from '../worker/protocol.js';
 
 export type WorkerState = 'starting' | 'ready' | 'stalled' | 'draining';
@@ -16,8 +16,10 @@ export interface WorkerRecord {
   state: WorkerState;
   /** Connections handed to it and not yet reported closed (handoff), or reported open (others). */
   active: number;
-  /** Of those, hand-offs whose send has not completed yet (handoff): not lost if it dies now. */
+  /** Of those, ipc sends not completed yet (handoff): not lost if it dies now. */
   unsent: number;
+  /** The hand-off transport's own state for this worker (fdpass: its channel and outbox). */
+  link?: unknown;
   startedAt: number;
   readyAt: number;
   lastBeat: number;
@@ -37,6 +39,8 @@ export interface PoolHooks {
   stalled(rec: WorkerRecord): void;
   exit(rec: WorkerRecord): void;
   message(rec: WorkerRecord, msg: FromWorker): void;
+  /** A descriptor for the next worker to inherit as fd 4 (the fdpass channel), if any. */
+  link?(): ForkLink | undefined;
 }
 
 const BACKOFF_BASE_MS = 100;
@@ -96,10 +100,14 @@ export class Pool {
 
   /** Forks a worker for `slot`; resolves when it says ready, rejects if it exits first. */
   fork(slot: number, candidate = false): Promise<WorkerRecord> {
+    const link = this.hooks.link?.();
+    // Settings are read at fork time: this worker's own channel, if the transport has one.
+    cluster.setupPrimary({ stdio: link ? [0, 1, 2, 'ipc', link.fd] : undefined });
     const worker = cluster.fork({ ACCEPTOR_WORKER_CONFIG: JSON.stringify({ ...this.config, slot } satisfies WorkerConfig) });
     const now = Date.now();
     const rec: WorkerRecord = { slot, worker, state: 'starting', active: 0, unsent: 0, startedAt: now, readyAt: 0, lastBeat: now, gone: false, candidate };
     this.records.add(rec);
+    link?.attach(rec);
     (worker as WorkerWithRecord)[REC] = rec;
     // A message to a worker that has just died fails with EPIPE; its exit is handled on 'exit'.
     worker.on('error', (err) => this.log.debug({ slot, err: err.message }, 'worker channel error'));
@@ -143,8 +151,6 @@ export class Pool {
     if (!rec) return;
     this.records.delete(rec);
     this.ready = this.ready.filter((r) => r !== rec);
-    // Before it counts as gone: connections never sent to it are not lost, they go elsewhere.
-    reclaimUnsent(worker);
     rec.gone = true;
     try {
       this.afterExit(rec, code, signal);

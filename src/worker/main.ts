@@ -1,6 +1,6 @@
 // A worker process: loads the user's handler, serves the connections it is given (handoff) or
 // accepts itself (round-robin / shared / reuseport), reports closes and heartbeats, drains.
-import { createServer as createNetServer, type Socket } from 'node:net';
+import { createServer as createNetServer, Socket } from 'node:net';
 import { createLogger } from '../log.js';
 import { loadHandler } from '../handler/load.js';
 import { busyPayload, makeRefuse } from '../admission/busy.js';
@@ -10,6 +10,8 @@ import { clock } from '../clock.js';
 import { asSocket, type Conn } from '../dispatch/accept.js';
 import { createHttp } from './http.js';
 import { HEARTBEAT_MS, type FromWorker, type ToWorker, type WorkerConfig } from './protocol.js';
+import { loadFdpass, type FdpassAddon, type Receiver } from '../native/fdpass.js';
+import { CHANNEL_FD } from '../dispatch/transport.js';
 
 const config = JSON.parse(process.env.ACCEPTOR_WORKER_CONFIG ?? 'null') as WorkerConfig;
 delete process.env.ACCEPTOR_WORKER_CONFIG; // the handler's own child processes need not see it
@@ -58,15 +60,21 @@ function serveTcp(socket: Socket): void {
   }
 }
 
+// fdpass: hand-offs arrive on the channel inherited as fd 4, and closes are told back on it.
+let fdpass: { addon: FdpassAddon; rx: Receiver } | undefined;
+
 function flushClosed(): void {
   const n = closedUnreported;
   closedUnreported = 0;
-  if (n > 0) send({ t: 'd', n });
+  if (n === 0) return;
+  if (fdpass) fdpass.addon.report(fdpass.rx, n);
+  else send({ t: 'd', n });
 }
 
-/** Frees the connection's slot in the primary (handoff), batched per event-loop turn. */
-function reportClosed(): void {
-  if (closedUnreported++ === 0) setImmediate(flushClosed);
+/** Frees connections' slots in the primary (handoff), batched per event-loop turn. */
+function reportClosed(n = 1): void {
+  if (closedUnreported === 0) setImmediate(flushClosed);
+  closedUnreported += n;
 }
 
 function onClose(this: Socket): void {
@@ -106,6 +114,39 @@ if (!handoff) {
   );
 }
 
+if (handoff && config.transport === 'fdpass') {
+  const loaded = loadFdpass();
+  if (!('addon' in loaded)) {
+    log.fatal({ reason: loaded.error }, 'fdpass transport unavailable in the worker');
+    process.exit(1);
+  }
+  const { addon } = loaded;
+  const rx = addon.receiver(CHANNEL_FD, (fds, at, missing) => {
+    const now = clock();
+    for (let i = 0; i < fds.length; i++) {
+      metrics?.dispatch.observe((now - at[i]!) / 1000);
+      let socket: Socket;
+      try {
+        socket = new Socket({ fd: fds[i]!, readable: true, writable: true });
+      } catch (err) {
+        // Not a socket Node can wrap: answered with a reset, counted, its slot freed.
+        addon.reset(fds[i]!);
+        log.error({ err }, 'hand-off could not be wrapped');
+        counters.errors.handoff_failed++;
+        reportClosed();
+        continue;
+      }
+      serve(socket);
+    }
+    // Out of descriptors here: the kernel closed these in transit. Their slots must be freed.
+    if (missing > 0) {
+      counters.errors.handoff_failed += missing;
+      reportClosed(missing);
+    }
+  });
+  fdpass = { addon, rx };
+}
+
 process.on('message', (msg: ToWorker, handle?: Conn) => {
   if (msg.t === 'c') {
     metrics?.dispatch.observe((clock() - msg.a) / 1000);
@@ -134,9 +175,14 @@ function drain(): void {
 
 function exitDrained(): void {
   // The last close report must reach the primary before the process goes.
+  log.info('drained; exiting');
+  if (fdpass) {
+    flushClosed();
+    fdpass.addon.flushSync(fdpass.rx, 1000);
+    process.exit(0);
+  }
   const n = closedUnreported;
   closedUnreported = 0;
-  log.info('drained; exiting');
   if (n > 0 && process.connected) send({ t: 'd', n }, () => process.exit(0));
   else process.exit(0);
 }

@@ -16,6 +16,8 @@ export interface WorkerConfig {
   port: number;
   /** listen() backlog for strategies where the worker listens. */
   listenBacklog: number;
+  /** How hand-offs arrive (handoff only). */
+  transport: 'ipc' | 'fdpass' | undefined;
 }
 
 export type ToWorker =

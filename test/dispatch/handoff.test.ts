@@ -2,7 +2,7 @@
 import t from 'tap';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { start, fixture, sleep } from '../helpers/cli.js';
+import { start, fixture, sleep, TRANSPORTS } from '../helpers/cli.js';
 import { rawRequest, type Pending } from '../helpers/http.js';
 
 /** Opens connections one after another, so the primary accepts them in this order. */
@@ -16,55 +16,57 @@ async function openInOrder(port: number, n: number, path = (i: number) => `/${i}
   return out;
 }
 
-t.test('W×C busy + B waiting: the next connections are told 503 at once, the rest served', async (t) => {
-  const dir = t.testdir();
-  const holdFile = join(dir, 'release');
-  const W = 2, C = 2, B = 3, EXTRA = 5;
-  const acc = await start(['--workers', String(W), '--max-connections', String(C), '--backlog', String(B), '--handler', fixture('hold.mjs')], { env: { HOLD_FILE: holdFile } });
-  t.teardown(() => acc.stop('SIGKILL'));
+for (const transport of TRANSPORTS) {
+  t.test(`${transport}: W×C busy + B waiting: the next connections are told 503 at once, the rest served`, async (t) => {
+    const dir = t.testdir();
+    const holdFile = join(dir, 'release');
+    const W = 2, C = 2, B = 3, EXTRA = 5;
+    const acc = await start(['--transport', transport, '--workers', String(W), '--max-connections', String(C), '--backlog', String(B), '--handler', fixture('hold.mjs')], { env: { HOLD_FILE: holdFile } });
+    t.teardown(() => acc.stop('SIGKILL'));
 
-  const conns = await openInOrder(acc.port, W * C + B + EXTRA);
-  const settled = new Set<number>();
-  conns.forEach((c, i) => void c.response.then(() => settled.add(i)));
+    const conns = await openInOrder(acc.port, W * C + B + EXTRA);
+    const settled = new Set<number>();
+    conns.forEach((c, i) => void c.response.then(() => settled.add(i)));
 
-  // The refused ones answer while every admitted one is still held.
-  const refused = await Promise.all(conns.slice(W * C + B).map((c) => c.response));
-  for (const r of refused) {
-    t.equal(r.status, 503, 'told busy');
-    t.equal(r.headers['retry-after'], '1', 'with Retry-After');
-    t.equal(r.headers['connection'], 'close', 'and Connection: close');
-  }
-  await sleep(200);
-  t.same([...settled].filter((i) => i < W * C + B), [], 'no admitted connection was answered before release');
+    // The refused ones answer while every admitted one is still held.
+    const refused = await Promise.all(conns.slice(W * C + B).map((c) => c.response));
+    for (const r of refused) {
+      t.equal(r.status, 503, 'told busy');
+      t.equal(r.headers['retry-after'], '1', 'with Retry-After');
+      t.equal(r.headers['connection'], 'close', 'and Connection: close');
+    }
+    await sleep(200);
+    t.same([...settled].filter((i) => i < W * C + B), [], 'no admitted connection was answered before release');
 
-  writeFileSync(holdFile, '');
-  const served = await Promise.all(conns.slice(0, W * C + B).map((c) => c.response));
-  t.same(served.map((r) => r.status), Array(W * C + B).fill(200), 'every admitted connection is served');
-  t.equal(served.filter((r) => r.status === 200).length + refused.filter((r) => r.status === 503).length, conns.length, 'every connection accounted for');
-});
+    writeFileSync(holdFile, '');
+    const served = await Promise.all(conns.slice(0, W * C + B).map((c) => c.response));
+    t.same(served.map((r) => r.status), Array(W * C + B).fill(200), 'every admitted connection is served');
+    t.equal(served.filter((r) => r.status === 200).length + refused.filter((r) => r.status === 503).length, conns.length, 'every connection accounted for');
+  });
 
-t.test('waiting connections are handed over oldest first', async (t) => {
-  const dir = t.testdir();
-  const holdFile = join(dir, 'release');
-  const acc = await start(['--workers', '1', '--max-connections', '1', '--backlog', '5', '--handler', fixture('hold-seq.mjs')], { env: { HOLD_FILE: holdFile } });
-  t.teardown(() => acc.stop('SIGKILL'));
-  const conns = await openInOrder(acc.port, 6);
-  await sleep(100);
-  writeFileSync(holdFile, '');
-  const bodies = (await Promise.all(conns.map((c) => c.response))).map((r) => r.body.trim());
-  // One slot: the worker starts request k+1 only after k closed, so its sequence is the queue order.
-  t.same(bodies, ['/0 1', '/1 2', '/2 3', '/3 4', '/4 5', '/5 6']);
-});
+  t.test(`${transport}: waiting connections are handed over oldest first`, async (t) => {
+    const dir = t.testdir();
+    const holdFile = join(dir, 'release');
+    const acc = await start(['--transport', transport, '--workers', '1', '--max-connections', '1', '--backlog', '5', '--handler', fixture('hold-seq.mjs')], { env: { HOLD_FILE: holdFile } });
+    t.teardown(() => acc.stop('SIGKILL'));
+    const conns = await openInOrder(acc.port, 6);
+    await sleep(100);
+    writeFileSync(holdFile, '');
+    const bodies = (await Promise.all(conns.map((c) => c.response))).map((r) => r.body.trim());
+    // One slot: the worker starts request k+1 only after k closed, so its sequence is the queue order.
+    t.same(bodies, ['/0 1', '/1 2', '/2 3', '/3 4', '/4 5', '/5 6']);
+  });
 
-t.test('a connection that waits longer than --queue-timeout is told busy', async (t) => {
-  const dir = t.testdir();
-  const holdFile = join(dir, 'release');
-  const acc = await start(['--workers', '1', '--max-connections', '1', '--backlog', '4', '--queue-timeout', '300ms', '--handler', fixture('hold.mjs')], { env: { HOLD_FILE: holdFile } });
-  t.teardown(() => acc.stop('SIGKILL'));
-  const [held, ...waiting] = await openInOrder(acc.port, 3);
-  const timedOut = await Promise.all(waiting.map((c) => c.response));
-  t.same(timedOut.map((r) => r.status), [503, 503], 'both queued connections are told busy');
-  for (const r of timedOut) t.ok(r.ms >= 250, `after waiting about the queue timeout (${r.ms}ms)`);
-  writeFileSync(holdFile, '');
-  t.equal((await held!.response).status, 200, 'the one in the slot is served');
-});
+  t.test(`${transport}: a connection that waits longer than --queue-timeout is told busy`, async (t) => {
+    const dir = t.testdir();
+    const holdFile = join(dir, 'release');
+    const acc = await start(['--transport', transport, '--workers', '1', '--max-connections', '1', '--backlog', '4', '--queue-timeout', '300ms', '--handler', fixture('hold.mjs')], { env: { HOLD_FILE: holdFile } });
+    t.teardown(() => acc.stop('SIGKILL'));
+    const [held, ...waiting] = await openInOrder(acc.port, 3);
+    const timedOut = await Promise.all(waiting.map((c) => c.response));
+    t.same(timedOut.map((r) => r.status), [503, 503], 'both queued connections are told busy');
+    for (const r of timedOut) t.ok(r.ms >= 250, `after waiting about the queue timeout (${r.ms}ms)`);
+    writeFileSync(holdFile, '');
+    t.equal((await held!.response).status, 200, 'the one in the slot is served');
+  });
+}

@@ -156,3 +156,9 @@ export async function until<T>(fn: () => T | Promise<T>, ms = 10_000, every = 25
     await sleep(every);
   }
 }
+
+/** Both hand-off transports: the exact-admission tests run against each. */
+export const TRANSPORTS = ['fdpass', 'ipc'] as const;
+
+/** Open descriptors of a process now. */
+export const openFds = (pid: number): number => readdirSync(`/proc/${pid}/fd`).length;

@@ -1,0 +1,701 @@
+// fdpass: the hand-off transport's native half (Linux). Node-API only, so one build loads in
+// every Node >= 20.
+//
+// Primary:  listen()  an accept4 loop on the listening socket: one JS call per wake-up with a
+//                     batch of descriptors, instead of one per connection.
+//           channel() per worker a SOCK_SEQPACKET pair. send() passes up to 253 descriptors
+//                     per sendmsg (SCM_RIGHTS) with their accept times as the payload; on
+//                     EAGAIN it stops, in order, and calls back when writable. The primary keeps
+//                     the worker's end too: when the worker dies, reclaim() reads back what it
+//                     never received, so those connections are handed on rather than lost.
+// Worker:   receiver() drains the channel (MSG_CMSG_CLOEXEC) until EAGAIN, one JS call per
+//                     wake-up; report() tells the primary how many connections closed (the
+//                     slots to free), batched, never lost on EAGAIN.
+#define NAPI_VERSION 8
+#define _GNU_SOURCE
+#include <node_api.h>
+#include <uv.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#define MAX_FDS_PER_MSG 253 /* SCM_MAX_FD */
+#define ACCEPT_BATCH 1024
+#define RECV_BATCH 4096
+
+#define CHECK(call)                                                         \
+  do {                                                                      \
+    if ((call) != napi_ok) {                                                \
+      napi_throw_error(env, NULL, "fdpass: " #call " failed");               \
+      return NULL;                                                          \
+    }                                                                       \
+  } while (0)
+
+typedef struct {
+  napi_env env;
+  napi_ref cb;
+  napi_async_context ctx;
+} js_cb;
+
+static int cb_init(napi_env env, napi_value fn, const char* name, js_cb* out) {
+  napi_value res;
+  out->env = env;
+  if (napi_create_reference(env, fn, 1, &out->cb) != napi_ok) return -1;
+  if (napi_create_string_utf8(env, name, NAPI_AUTO_LENGTH, &res) != napi_ok) return -1;
+  return napi_async_init(env, NULL, res, &out->ctx) == napi_ok ? 0 : -1;
+}
+
+static void cb_free(js_cb* c) {
+  if (c->cb) napi_delete_reference(c->env, c->cb);
+  if (c->ctx) napi_async_destroy(c->env, c->ctx);
+  c->cb = NULL;
+  c->ctx = NULL;
+}
+
+// Calls the JS callback from a libuv callback, as MakeCallback does (ticks and microtasks run
+// after it); an exception goes to 'uncaughtException' like any other.
+static void cb_call(js_cb* c, size_t argc, napi_value* argv) {
+  napi_env env = c->env;
+  napi_value fn, recv, result;
+  napi_get_reference_value(env, c->cb, &fn);
+  napi_get_global(env, &recv);
+  if (napi_make_callback(env, c->ctx, recv, fn, argc, argv, &result) != napi_ok) {
+    bool pending = false;
+    napi_is_exception_pending(env, &pending);
+    if (pending) {
+      napi_value err;
+      napi_get_and_clear_last_exception(env, &err);
+      napi_fatal_exception(env, err);
+    }
+  }
+}
+
+static napi_value int32_array(napi_env env, const int* src, size_t n) {
+  void* data;
+  napi_value ab, ta;
+  if (napi_create_arraybuffer(env, n * sizeof(int32_t), &data, &ab) != napi_ok) return NULL;
+  if (n) memcpy(data, src, n * sizeof(int32_t));
+  if (napi_create_typedarray(env, napi_int32_array, n, ab, 0, &ta) != napi_ok) return NULL;
+  return ta;
+}
+
+static napi_value float64_array(napi_env env, const double* src, size_t n) {
+  void* data;
+  napi_value ab, ta;
+  if (napi_create_arraybuffer(env, n * sizeof(double), &data, &ab) != napi_ok) return NULL;
+  if (n) memcpy(data, src, n * sizeof(double));
+  if (napi_create_typedarray(env, napi_float64_array, n, ab, 0, &ta) != napi_ok) return NULL;
+  return ta;
+}
+
+static napi_value num(napi_env env, double v) {
+  napi_value out;
+  napi_create_double(env, v, &out);
+  return out;
+}
+
+static napi_value throw_errno(napi_env env, const char* what, int err) {
+  char msg[160];
+  snprintf(msg, sizeof msg, "fdpass: %s: %s", what, strerror(err));
+  napi_throw_error(env, NULL, msg);
+  return NULL;
+}
+
+static void* get_ptr(napi_env env, napi_value v) {
+  void* p = NULL;
+  if (napi_get_value_external(env, v, &p) != napi_ok || p == NULL) napi_throw_type_error(env, NULL, "fdpass: not a live handle");
+  return p;
+}
+
+// Refuses a connection with a TCP reset: the caller has no descriptor to answer it with.
+static void close_with_reset(int fd) {
+  struct linger l = {1, 0};
+  setsockopt(fd, SOL_SOCKET, SO_LINGER, &l, sizeof l);
+  close(fd);
+}
+
+/* ---------------------------------------------------------------- listener (primary) */
+
+// Coalescing, as a NIC does with interrupts. Each wake-up of the primary costs two context
+// switches, which on a loaded machine cost more than the accepts they serve. A wake-up less than
+// HOLD_MS after the one before means connections arrive faster than that: the socket is then
+// polled every HOLD_MS instead, until a tick finds none. Light traffic is dispatched at once.
+// Admission is unaffected: connections wait at most HOLD_MS longer in the kernel's queue.
+#define HOLD_MS 1
+
+typedef struct {
+  uv_poll_t poll;
+  uv_timer_t timer;
+  int fd;      /* our dup of the listening socket */
+  int reserve; /* a spare descriptor, freed to accept-and-reset when out of descriptors */
+  int closed;
+  int handles; /* libuv handles still to be closed before freeing */
+  uint64_t last_wake; /* uv_hrtime() of the last event-driven wake-up */
+  js_cb onbatch;
+  int fds[ACCEPT_BATCH];
+} listener_t;
+
+static void listener_free(uv_handle_t* h) {
+  listener_t* l = h->data;
+  if (--l->handles > 0) return;
+  close(l->fd);
+  if (l->reserve >= 0) close(l->reserve);
+  free(l);
+}
+
+static void on_acceptable(uv_poll_t* h, int status, int events);
+
+static void on_hold(uv_timer_t* t) {
+  listener_t* l = t->data;
+  on_acceptable(&l->poll, 0, -1);
+}
+
+static void on_acceptable(uv_poll_t* h, int status, int events) {
+  listener_t* l = h->data;
+  int n = 0, failed = 0, lastErr = 0;
+  if (status < 0) {
+    failed = 1;
+    lastErr = -status;
+  }
+  while (status >= 0 && n < ACCEPT_BATCH) {
+    int fd = accept4(l->fd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
+    if (fd >= 0) {
+      l->fds[n++] = fd;
+      continue;
+    }
+    int e = errno;
+    if (e == EINTR || e == ECONNABORTED || e == EPROTO) continue; /* the client left first */
+    if (e == EAGAIN || e == EWOULDBLOCK) break;
+    lastErr = e;
+    if ((e == EMFILE || e == ENFILE) && l->reserve >= 0) {
+      // As libuv does: free the spare, and reset every waiting connection, so clients are told
+      // at once instead of waiting in a queue nobody can take from. Each is counted.
+      close(l->reserve);
+      l->reserve = -1;
+      for (int c; (c = accept4(l->fd, NULL, NULL, SOCK_CLOEXEC)) >= 0;) {
+        close_with_reset(c);
+        failed++;
+      }
+      l->reserve = open("/dev/null", O_RDONLY | O_CLOEXEC);
+    } else {
+      failed++;
+    }
+    break;
+  }
+  if (!l->closed && status >= 0) {
+    if (events < 0) { /* a tick of the hold */
+      if (n + failed > 0) uv_timer_start(&l->timer, on_hold, HOLD_MS, 0);
+      else uv_poll_start(&l->poll, UV_READABLE, on_acceptable);
+    } else {
+      uint64_t now = uv_hrtime();
+      if (now - l->last_wake < (uint64_t)HOLD_MS * 1000000) {
+        uv_poll_stop(&l->poll);
+        uv_timer_start(&l->timer, on_hold, HOLD_MS, 0);
+      }
+      l->last_wake = now;
+    }
+  }
+  if (n == 0 && failed == 0) return;
+  napi_env env = l->onbatch.env;
+  napi_handle_scope scope;
+  napi_open_handle_scope(env, &scope);
+  napi_value argv[3] = {int32_array(env, l->fds, n), num(env, failed), num(env, lastErr)};
+  cb_call(&l->onbatch, 3, argv);
+  napi_close_handle_scope(env, scope);
+}
+
+// listen(fd, onBatch(fds: Int32Array, failed: number, errno: number)) -> handle
+// Takes a dup of `fd`: the caller may close its own copy (and must, so libuv stops accepting).
+static napi_value js_listen(napi_env env, napi_callback_info info) {
+  size_t argc = 2;
+  napi_value argv[2], out;
+  int32_t fd;
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  CHECK(napi_get_value_int32(env, argv[0], &fd));
+  int dupfd = fcntl(fd, F_DUPFD_CLOEXEC, 3);
+  if (dupfd < 0) return throw_errno(env, "dup listening socket", errno);
+  int fl = fcntl(dupfd, F_GETFL);
+  fcntl(dupfd, F_SETFL, fl | O_NONBLOCK);
+  listener_t* l = calloc(1, sizeof *l);
+  if (!l) {
+    close(dupfd);
+    return throw_errno(env, "listen", ENOMEM);
+  }
+  l->fd = dupfd;
+  l->reserve = open("/dev/null", O_RDONLY | O_CLOEXEC);
+  l->poll.data = l;
+  l->timer.data = l;
+  l->handles = 1;
+  uv_loop_t* loop;
+  int r = cb_init(env, argv[1], "acceptor.fdpass.accept", &l->onbatch) == 0 && napi_get_uv_event_loop(env, &loop) == napi_ok ? 0 : UV_EINVAL;
+  if (r == 0) r = uv_poll_init(loop, &l->poll, dupfd);
+  if (r != 0) {
+    cb_free(&l->onbatch);
+    listener_free((uv_handle_t*)&l->poll); /* never registered with the loop */
+    return throw_errno(env, "poll listening socket", -r);
+  }
+  uv_timer_init(loop, &l->timer);
+  l->handles = 2;
+  r = uv_poll_start(&l->poll, UV_READABLE, on_acceptable);
+  if (r != 0) {
+    cb_free(&l->onbatch);
+    uv_close((uv_handle_t*)&l->poll, listener_free);
+    uv_close((uv_handle_t*)&l->timer, listener_free);
+    return throw_errno(env, "poll listening socket", -r);
+  }
+  CHECK(napi_create_external(env, l, NULL, NULL, &out));
+  return out;
+}
+
+static napi_value js_unlisten(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1];
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  listener_t* l = get_ptr(env, argv[0]);
+  if (!l || l->closed) return NULL;
+  l->closed = 1;
+  uv_poll_stop(&l->poll);
+  uv_timer_stop(&l->timer);
+  cb_free(&l->onbatch);
+  uv_close((uv_handle_t*)&l->poll, listener_free);
+  uv_close((uv_handle_t*)&l->timer, listener_free);
+  return NULL;
+}
+
+/* ---------------------------------------------------------------- channel (primary) */
+
+typedef struct {
+  uv_poll_t poll;
+  int fd;     /* primary's end: sends descriptors, reads close reports */
+  int peer;   /* the worker's end, kept to reclaim what the worker never read */
+  int events;
+  int closed;
+  int blocked;      /* the last send met EAGAIN: wake when writable */
+  int want_reports; /* wake when the worker reports closes (else they are read at the next batch) */
+  js_cb onclosed;   /* (n) connections the worker reports closed */
+  js_cb onwritable; /* () the channel took messages again after EAGAIN */
+} channel_t;
+
+static void channel_free(uv_handle_t* h) {
+  free(h->data);
+}
+
+static uint32_t drain_reports(int fd) {
+  uint32_t total = 0, n;
+  for (;;) {
+    ssize_t r = recv(fd, &n, sizeof n, MSG_DONTWAIT);
+    if (r == sizeof n) total += n;
+    else if (r < 0 && errno == EINTR) continue;
+    else break;
+  }
+  return total;
+}
+
+static void on_channel(uv_poll_t* h, int status, int events);
+
+static void channel_update(channel_t* c) {
+  int events = (c->want_reports ? UV_READABLE : 0) | (c->blocked ? UV_WRITABLE : 0);
+  if (c->events == events) return;
+  c->events = events;
+  if (events) uv_poll_start(&c->poll, events, on_channel);
+  else uv_poll_stop(&c->poll);
+}
+
+static void on_channel(uv_poll_t* h, int status, int events) {
+  channel_t* c = h->data;
+  napi_env env = c->onclosed.env;
+  if (status < 0) events = UV_READABLE | UV_WRITABLE;
+  if (events & UV_READABLE) {
+    uint32_t n = drain_reports(c->fd);
+    if (n > 0) {
+      napi_handle_scope scope;
+      napi_open_handle_scope(env, &scope);
+      napi_value argv[1] = {num(env, n)};
+      cb_call(&c->onclosed, 1, argv);
+      napi_close_handle_scope(env, scope);
+    }
+  }
+  if (c->closed) return;
+  if ((events & UV_WRITABLE) && c->blocked) {
+    c->blocked = 0;
+    channel_update(c);
+    napi_handle_scope scope;
+    napi_open_handle_scope(env, &scope);
+    cb_call(&c->onwritable, 0, NULL);
+    napi_close_handle_scope(env, scope);
+  }
+}
+
+// channel(onClosed(n), onWritable()) -> [handle, workerFd]
+static napi_value js_channel(napi_env env, napi_callback_info info) {
+  size_t argc = 2;
+  napi_value argv[2], out, ext;
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  int sv[2];
+  if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, sv) != 0) return throw_errno(env, "socketpair", errno);
+  channel_t* c = calloc(1, sizeof *c);
+  if (!c) {
+    close(sv[0]);
+    close(sv[1]);
+    return throw_errno(env, "channel", ENOMEM);
+  }
+  c->fd = sv[0];
+  c->peer = sv[1];
+  uv_loop_t* loop;
+  CHECK(napi_get_uv_event_loop(env, &loop));
+  if (cb_init(env, argv[0], "acceptor.fdpass.closed", &c->onclosed) != 0 || cb_init(env, argv[1], "acceptor.fdpass.writable", &c->onwritable) != 0 ||
+      uv_poll_init(loop, &c->poll, c->fd) != 0) {
+    cb_free(&c->onclosed);
+    cb_free(&c->onwritable);
+    close(sv[0]);
+    close(sv[1]);
+    free(c);
+    napi_throw_error(env, NULL, "fdpass: channel: init");
+    return NULL;
+  }
+  c->poll.data = c;
+  c->want_reports = 1;
+  channel_update(c);
+  uv_unref((uv_handle_t*)&c->poll); /* the worker process keeps the primary alive, not this */
+  CHECK(napi_create_external(env, c, NULL, NULL, &ext));
+  CHECK(napi_create_array_with_length(env, 2, &out));
+  CHECK(napi_set_element(env, out, 0, ext));
+  CHECK(napi_set_element(env, out, 1, num(env, c->peer)));
+  return out;
+}
+
+// send(handle, fds: Int32Array, at: Float64Array, start, count) -> sent (>= 0) or -errno.
+// Sent descriptors are closed here (the worker has its own now). Fewer than `count` sent with
+// no error means EAGAIN: onWritable follows once the worker has read.
+static napi_value js_send(napi_env env, napi_callback_info info) {
+  size_t argc = 5;
+  napi_value argv[5];
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  channel_t* c = get_ptr(env, argv[0]);
+  if (!c) return NULL;
+  if (c->closed) return num(env, -EPIPE);
+  int32_t* fds;
+  double* at;
+  size_t nf, na;
+  napi_typedarray_type t;
+  napi_value ab;
+  size_t off;
+  CHECK(napi_get_typedarray_info(env, argv[1], &t, &nf, (void**)&fds, &ab, &off));
+  CHECK(napi_get_typedarray_info(env, argv[2], &t, &na, (void**)&at, &ab, &off));
+  int64_t start, count;
+  CHECK(napi_get_value_int64(env, argv[3], &start));
+  CHECK(napi_get_value_int64(env, argv[4], &count));
+  if (start < 0 || count < 0 || (size_t)(start + count) > nf || (size_t)(start + count) > na) {
+    napi_throw_range_error(env, NULL, "fdpass: send: range outside the arrays");
+    return NULL;
+  }
+  char cbuf[CMSG_SPACE(MAX_FDS_PER_MSG * sizeof(int))];
+  int64_t sent = 0;
+  int err = 0;
+  while (sent < count) {
+    int k = (int)(count - sent < MAX_FDS_PER_MSG ? count - sent : MAX_FDS_PER_MSG);
+    int32_t* batch = fds + start + sent;
+    struct iovec iov = {at + start + sent, (size_t)k * sizeof(double)};
+    struct msghdr msg = {0};
+    msg.msg_iov = &iov;
+    msg.msg_iovlen = 1;
+    msg.msg_control = cbuf;
+    msg.msg_controllen = CMSG_SPACE(k * sizeof(int));
+    struct cmsghdr* cm = CMSG_FIRSTHDR(&msg);
+    cm->cmsg_level = SOL_SOCKET;
+    cm->cmsg_type = SCM_RIGHTS;
+    cm->cmsg_len = CMSG_LEN(k * sizeof(int));
+    memcpy(CMSG_DATA(cm), batch, k * sizeof(int));
+    ssize_t r = sendmsg(c->fd, &msg, MSG_DONTWAIT | MSG_NOSIGNAL);
+    if (r < 0) {
+      if (errno == EINTR) continue;
+      err = errno;
+      break;
+    }
+    for (int i = 0; i < k; i++) close(batch[i]);
+    sent += k;
+  }
+  if (err == EAGAIN || err == EWOULDBLOCK) {
+    c->blocked = 1;
+    channel_update(c);
+    err = 0;
+  }
+  return num(env, err && sent == 0 ? -err : (double)sent);
+}
+
+// reports(handle) -> closes the worker has reported since the last read, read now.
+static napi_value js_reports(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1];
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  channel_t* c = get_ptr(env, argv[0]);
+  if (!c) return NULL;
+  return num(env, c->closed ? 0 : drain_reports(c->fd));
+}
+
+// wantReports(handle, bool): whether a report wakes the primary (onClosed) or waits to be read.
+static napi_value js_want_reports(napi_env env, napi_callback_info info) {
+  size_t argc = 2;
+  napi_value argv[2];
+  bool want;
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  channel_t* c = get_ptr(env, argv[0]);
+  if (!c) return NULL;
+  CHECK(napi_get_value_bool(env, argv[1], &want));
+  if (c->closed) return NULL;
+  c->want_reports = want;
+  channel_update(c);
+  return NULL;
+}
+
+// reclaim(handle) -> { fds, at, closed }: for a worker that has exited. Reads the close reports
+// it sent before it died and every hand-off it never received, then closes the channel. The
+// returned descriptors are the caller's to hand on or refuse.
+static napi_value js_reclaim(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1], out;
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  channel_t* c = get_ptr(env, argv[0]);
+  if (!c) return NULL;
+  if (c->closed) {
+    napi_throw_error(env, NULL, "fdpass: reclaim: channel already closed");
+    return NULL;
+  }
+  c->closed = 1;
+  uint32_t closed = drain_reports(c->fd);
+  size_t cap = 256, n = 0;
+  int* fds = malloc(cap * sizeof(int));
+  double* at = malloc(cap * sizeof(double));
+  double payload[MAX_FDS_PER_MSG];
+  char cbuf[CMSG_SPACE(MAX_FDS_PER_MSG * sizeof(int))];
+  for (;;) {
+    struct iovec iov = {payload, sizeof payload};
+    struct msghdr msg = {0};
+    msg.msg_iov = &iov;
+    msg.msg_iovlen = 1;
+    msg.msg_control = cbuf;
+    msg.msg_controllen = sizeof cbuf;
+    ssize_t r = recvmsg(c->peer, &msg, MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
+    if (r < 0 && errno == EINTR) continue;
+    if (r <= 0) break;
+    for (struct cmsghdr* cm = CMSG_FIRSTHDR(&msg); cm; cm = CMSG_NXTHDR(&msg, cm)) {
+      if (cm->cmsg_level != SOL_SOCKET || cm->cmsg_type != SCM_RIGHTS) continue;
+      size_t k = (cm->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+      if (n + k > cap) {
+        while (n + k > cap) cap *= 2;
+        fds = realloc(fds, cap * sizeof(int));
+        at = realloc(at, cap * sizeof(double));
+      }
+      memcpy(fds + n, CMSG_DATA(cm), k * sizeof(int));
+      for (size_t i = 0; i < k; i++) at[n + i] = i < (size_t)r / sizeof(double) ? payload[i] : 0;
+      n += k;
+    }
+  }
+  uv_poll_stop(&c->poll);
+  close(c->fd);
+  close(c->peer);
+  cb_free(&c->onclosed);
+  cb_free(&c->onwritable);
+  uv_close((uv_handle_t*)&c->poll, channel_free);
+  CHECK(napi_create_object(env, &out));
+  CHECK(napi_set_named_property(env, out, "fds", int32_array(env, fds, n)));
+  CHECK(napi_set_named_property(env, out, "at", float64_array(env, at, n)));
+  CHECK(napi_set_named_property(env, out, "closed", num(env, closed)));
+  free(fds);
+  free(at);
+  return out;
+}
+
+/* ---------------------------------------------------------------- receiver (worker) */
+
+typedef struct {
+  uv_poll_t poll;
+  int fd;
+  int events;
+  int closed;
+  uint32_t unreported; /* closed connections not yet told to the primary */
+  js_cb onbatch;
+  int fds[RECV_BATCH];
+  double at[RECV_BATCH];
+} receiver_t;
+
+static void on_receivable(uv_poll_t* h, int status, int events);
+
+static void receiver_watch(receiver_t* rx, int events) {
+  if (rx->events == events) return;
+  rx->events = events;
+  uv_poll_start(&rx->poll, events, on_receivable);
+}
+
+// Sends the pending close count; on EAGAIN it stays pending and goes when writable.
+static int receiver_flush(receiver_t* rx) {
+  while (rx->unreported > 0) {
+    ssize_t r = send(rx->fd, &rx->unreported, sizeof rx->unreported, MSG_DONTWAIT | MSG_NOSIGNAL);
+    if (r == sizeof rx->unreported) {
+      rx->unreported = 0;
+      break;
+    }
+    if (r < 0 && errno == EINTR) continue;
+    if (r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+      receiver_watch(rx, UV_READABLE | UV_WRITABLE);
+      return EAGAIN;
+    }
+    return r < 0 ? errno : EIO; /* the primary is gone: nothing to tell */
+  }
+  receiver_watch(rx, UV_READABLE);
+  return 0;
+}
+
+static void on_receivable(uv_poll_t* h, int status, int events) {
+  receiver_t* rx = h->data;
+  if (status < 0) events = UV_READABLE | UV_WRITABLE;
+  if (events & UV_WRITABLE) receiver_flush(rx);
+  if (!(events & UV_READABLE) || rx->closed) return;
+  size_t n = 0;
+  int missing = 0, eof = 0;
+  double payload[MAX_FDS_PER_MSG];
+  char cbuf[CMSG_SPACE(MAX_FDS_PER_MSG * sizeof(int))];
+  // Stop while a whole message still fits, so nothing read is ever left without room.
+  while (n + MAX_FDS_PER_MSG <= RECV_BATCH) {
+    struct iovec iov = {payload, sizeof payload};
+    struct msghdr msg = {0};
+    msg.msg_iov = &iov;
+    msg.msg_iovlen = 1;
+    msg.msg_control = cbuf;
+    msg.msg_controllen = sizeof cbuf;
+    ssize_t r = recvmsg(rx->fd, &msg, MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
+    if (r < 0 && errno == EINTR) continue;
+    if (r < 0) break; /* EAGAIN: drained */
+    if (r == 0) {
+      eof = 1; /* the primary is gone */
+      break;
+    }
+    size_t expected = (size_t)r / sizeof(double), got = 0;
+    for (struct cmsghdr* cm = CMSG_FIRSTHDR(&msg); cm; cm = CMSG_NXTHDR(&msg, cm)) {
+      if (cm->cmsg_level != SOL_SOCKET || cm->cmsg_type != SCM_RIGHTS) continue;
+      size_t k = (cm->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+      memcpy(rx->fds + n + got, CMSG_DATA(cm), k * sizeof(int));
+      got += k;
+    }
+    // Out of descriptors here (MSG_CTRUNC): the kernel closed the rest. Their slots must still
+    // be freed, so they are counted by the caller.
+    if (got > expected) got = expected;
+    memcpy(rx->at + n, payload, got * sizeof(double));
+    missing += (int)(expected - got);
+    n += got;
+  }
+  if (eof) {
+    uv_poll_stop(&rx->poll);
+    rx->events = 0;
+  }
+  if (n == 0 && missing == 0) return;
+  napi_env env = rx->onbatch.env;
+  napi_handle_scope scope;
+  napi_open_handle_scope(env, &scope);
+  napi_value argv[3] = {int32_array(env, rx->fds, n), float64_array(env, rx->at, n), num(env, missing)};
+  cb_call(&rx->onbatch, 3, argv);
+  napi_close_handle_scope(env, scope);
+}
+
+// receiver(fd, onBatch(fds: Int32Array, at: Float64Array, missing: number)) -> handle
+static napi_value js_receiver(napi_env env, napi_callback_info info) {
+  size_t argc = 2;
+  napi_value argv[2], out;
+  int32_t fd;
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  CHECK(napi_get_value_int32(env, argv[0], &fd));
+  int type = 0;
+  socklen_t len = sizeof type;
+  if (getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &len) != 0) return throw_errno(env, "receiver: channel descriptor", errno);
+  if (type != SOCK_SEQPACKET) return throw_errno(env, "receiver: channel descriptor", EPROTOTYPE);
+  // Inherited at fork without close-on-exec: a handler's child processes must not get it.
+  fcntl(fd, F_SETFD, FD_CLOEXEC);
+  fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK);
+  receiver_t* rx = calloc(1, sizeof *rx);
+  if (!rx) return throw_errno(env, "receiver", ENOMEM);
+  rx->fd = fd;
+  uv_loop_t* loop;
+  CHECK(napi_get_uv_event_loop(env, &loop));
+  if (cb_init(env, argv[1], "acceptor.fdpass.receive", &rx->onbatch) != 0 || uv_poll_init(loop, &rx->poll, fd) != 0) {
+    cb_free(&rx->onbatch);
+    free(rx);
+    napi_throw_error(env, NULL, "fdpass: receiver: init");
+    return NULL;
+  }
+  rx->poll.data = rx;
+  receiver_watch(rx, UV_READABLE);
+  uv_unref((uv_handle_t*)&rx->poll); /* the IPC channel keeps the worker alive, not this */
+  CHECK(napi_create_external(env, rx, NULL, NULL, &out));
+  return out;
+}
+
+// report(handle, n) -> 0, or the errno if the primary cannot be told (it is gone).
+static napi_value js_report(napi_env env, napi_callback_info info) {
+  size_t argc = 2;
+  napi_value argv[2];
+  uint32_t n;
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  receiver_t* rx = get_ptr(env, argv[0]);
+  if (!rx) return NULL;
+  CHECK(napi_get_value_uint32(env, argv[1], &n));
+  rx->unreported += n;
+  int err = receiver_flush(rx);
+  return num(env, err == EAGAIN ? 0 : err);
+}
+
+// flushSync(handle, timeoutMs) -> true once every close is told: for a worker about to exit.
+static napi_value js_flush_sync(napi_env env, napi_callback_info info) {
+  size_t argc = 2;
+  napi_value argv[2], out;
+  int32_t ms;
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  receiver_t* rx = get_ptr(env, argv[0]);
+  if (!rx) return NULL;
+  CHECK(napi_get_value_int32(env, argv[1], &ms));
+  uint64_t deadline = uv_hrtime() / 1000000 + (uint64_t)ms;
+  while (receiver_flush(rx) == EAGAIN) {
+    uint64_t now = uv_hrtime() / 1000000;
+    if (now >= deadline) break;
+    struct pollfd p = {rx->fd, POLLOUT, 0};
+    poll(&p, 1, (int)(deadline - now));
+  }
+  napi_get_boolean(env, rx->unreported == 0, &out);
+  return out;
+}
+
+// Closes a descriptor the caller could not use (a worker failing to wrap one, or a reclaimed
+// one at shutdown that gets no answer): reset, so the client is not left waiting.
+static napi_value js_reset(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1];
+  int32_t fd;
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  CHECK(napi_get_value_int32(env, argv[0], &fd));
+  close_with_reset(fd);
+  return NULL;
+}
+
+static napi_value init(napi_env env, napi_value exports) {
+  napi_property_descriptor props[] = {
+      {"listen", NULL, js_listen, NULL, NULL, NULL, napi_default_method, NULL},
+      {"unlisten", NULL, js_unlisten, NULL, NULL, NULL, napi_default_method, NULL},
+      {"channel", NULL, js_channel, NULL, NULL, NULL, napi_default_method, NULL},
+      {"send", NULL, js_send, NULL, NULL, NULL, napi_default_method, NULL},
+      {"reports", NULL, js_reports, NULL, NULL, NULL, napi_default_method, NULL},
+      {"wantReports", NULL, js_want_reports, NULL, NULL, NULL, napi_default_method, NULL},
+      {"reclaim", NULL, js_reclaim, NULL, NULL, NULL, napi_default_method, NULL},
+      {"receiver", NULL, js_receiver, NULL, NULL, NULL, napi_default_method, NULL},
+      {"report", NULL, js_report, NULL, NULL, NULL, napi_default_method, NULL},
+      {"flushSync", NULL, js_flush_sync, NULL, NULL, NULL, napi_default_method, NULL},
+      {"reset", NULL, js_reset, NULL, NULL, NULL, napi_default_method, NULL},
+  };
+  napi_define_properties(env, exports, sizeof props / sizeof props[0], props);
+  return exports;
+}
+
+NAPI_MODULE(NODE_GYP_MODULE_NAME, init)

@@ -1,0 +1,177 @@
+// The fdpass transport: the native addon accepts in batches and passes descriptors to each worker
+// over a socket pair of its own, up to 253 per sendmsg. Per worker, assigned connections wait in
+// an outbox until the end of the accept batch (or of a drain), then go in as few messages as
+// the channel takes; on EAGAIN the rest stay, in order, until the channel is writable again.
+import { Socket, type Server } from 'node:net';
+import type { Waiting } from '../admission/queue.js';
+import type { WorkerRecord } from '../primary/pool.js';
+import { clock } from '../clock.js';
+import type { Channel, FdpassAddon, Listener } from '../native/fdpass.js';
+import type { ForkLink, Sink, Transport } from './transport.js';
+
+interface Link {
+  ch: Channel;
+  rec: WorkerRecord | undefined;
+  /** Outbox: descriptors assigned and not yet sent, with their accept times; `head` is the oldest. */
+  fds: number[];
+  at: number[];
+  head: number;
+  /** Listed in `dirty` for the next flush. */
+  dirty: boolean;
+  /** The channel said EAGAIN: wait for writable. */
+  blocked: boolean;
+  retry: NodeJS.Timeout | undefined;
+  gone: boolean;
+}
+
+/** A send error that is not the channel being full: out of kernel memory or in-flight fd quota. */
+const RETRY_MS = 10;
+
+export class FdpassTransport implements Transport<number> {
+  readonly name = 'fdpass';
+  private sink!: Sink<number>;
+  private listener: Listener | undefined;
+  private dirty: Link[] = [];
+  /** Live channels: their close reports are read at the start of every accept batch. */
+  private links = new Set<Link>();
+  /** Connections wait for a slot: a close report must wake the primary. */
+  private wanting = true;
+  private scratchFds = new Int32Array(1024);
+  private scratchAt = new Float64Array(1024);
+
+  constructor(private readonly addon: FdpassAddon) {}
+
+  start(server: Server, sink: Sink<number>): void {
+    this.sink = sink;
+    const handle = (server as unknown as { _handle?: { fd?: number } })._handle;
+    if (handle?.fd === undefined || handle.fd < 0) throw new Error('fdpass: the listening socket has no descriptor');
+    this.listener = this.addon.listen(handle.fd, (fds, failed) => {
+      // Slots freed since the last batch, before admitting this one.
+      for (const l of this.links) {
+        const n = this.addon.reports(l.ch);
+        if (n > 0) sink.closed(l.rec!, n);
+      }
+      if (failed > 0) sink.acceptFailed(failed);
+      const at = clock();
+      for (let i = 0; i < fds.length; i++) sink.admit(fds[i]!, at);
+      sink.batchDone();
+    });
+    // The addon accepts on its own copy from now on; libuv must stop accepting on this one.
+    server.close();
+  }
+
+  assign(w: WorkerRecord, fd: number, at: number): void {
+    const l = w.link as Link;
+    l.fds.push(fd);
+    l.at.push(at);
+    if (!l.dirty) {
+      l.dirty = true;
+      this.dirty.push(l);
+    }
+  }
+
+  flush(): void {
+    if (this.dirty.length === 0) return;
+    const dirty = this.dirty;
+    this.dirty = [];
+    for (const l of dirty) {
+      l.dirty = false;
+      this.push(l);
+    }
+  }
+
+  /**
+   * Close reports wake the primary only while connections wait for a slot; otherwise they are
+   * read at the next accept batch, when the slot counts are needed. Most wake-ups they would cost
+   * are saved, and each costs two context switches on a loaded machine.
+   */
+  slotsWanted(waiting: boolean): void {
+    if (waiting === this.wanting) return;
+    this.wanting = waiting;
+    for (const l of this.links) this.addon.wantReports(l.ch, waiting);
+  }
+
+  private push(l: Link): void {
+    if (l.blocked || l.gone || l.retry) return;
+    const n = l.fds.length - l.head;
+    if (n === 0) return;
+    if (this.scratchFds.length < n) {
+      this.scratchFds = new Int32Array(n * 2);
+      this.scratchAt = new Float64Array(n * 2);
+    }
+    for (let i = 0; i < n; i++) {
+      this.scratchFds[i] = l.fds[l.head + i]!;
+      this.scratchAt[i] = l.at[l.head + i]!;
+    }
+    const sent = this.addon.send(l.ch, this.scratchFds, this.scratchAt, 0, n);
+    if (sent < 0) {
+      // Not EAGAIN (that returns a short count): ENOBUFS or ETOOMANYREFS. Nothing is lost: the
+      // outbox stays as it is and is tried again shortly; a dead worker's outbox is handed on.
+      l.retry = setTimeout(() => {
+        l.retry = undefined;
+        this.push(l);
+      }, RETRY_MS);
+      return;
+    }
+    l.head += sent;
+    if (l.head === l.fds.length) {
+      l.fds.length = 0;
+      l.at.length = 0;
+      l.head = 0;
+    } else {
+      l.blocked = true; // EAGAIN: the addon calls back when the worker has read
+    }
+  }
+
+  socket(fd: number): Socket {
+    return new Socket({ fd, readable: true, writable: true });
+  }
+
+  prepareFork(): ForkLink {
+    const l: Link = { ch: undefined as unknown as Channel, rec: undefined, fds: [], at: [], head: 0, dirty: false, blocked: false, retry: undefined, gone: false };
+    const [ch, fd] = this.addon.channel(
+      (n) => {
+        if (l.rec && !l.gone) this.sink.closed(l.rec, n);
+      },
+      () => {
+        l.blocked = false;
+        this.push(l);
+      },
+    );
+    l.ch = ch;
+    this.addon.wantReports(ch, this.wanting);
+    return {
+      fd,
+      attach: (rec) => {
+        l.rec = rec;
+        rec.link = l;
+        this.links.add(l);
+      },
+    };
+  }
+
+  /**
+   * The worker has exited. What it never read is still in its end of the channel (the primary
+   * holds a copy of that end): read back, with what was still in the outbox, in admission order.
+   */
+  detach(w: WorkerRecord): { back: Waiting<number>[]; closed: number } {
+    const l = w.link as Link | undefined;
+    if (!l || l.gone) return { back: [], closed: 0 };
+    l.gone = true;
+    this.links.delete(l);
+    if (l.retry) clearTimeout(l.retry);
+    const r = this.addon.reclaim(l.ch);
+    const back: Waiting<number>[] = [];
+    for (let i = 0; i < r.fds.length; i++) back.push({ item: r.fds[i]!, at: r.at[i]! });
+    for (let i = l.head; i < l.fds.length; i++) back.push({ item: l.fds[i]!, at: l.at[i]! });
+    l.fds.length = 0;
+    l.at.length = 0;
+    l.head = 0;
+    return { back, closed: r.closed };
+  }
+
+  stop(): void {
+    if (this.listener) this.addon.unlisten(this.listener);
+    this.listener = undefined;
+  }
+}

@@ -1,0 +1,94 @@
+// The ipc transport: Node's own channel. `worker.send(msg, handle)` passes one descriptor and
+// queues every later message until the worker acknowledges it (NODE_HANDLE_ACK), so one
+// hand-off is in flight per worker at a time. Kept where the fdpass addon is unavailable.
+import type { Server, Socket } from 'node:net';
+import type { Worker } from 'node:cluster';
+import type { Waiting } from '../admission/queue.js';
+import type { WorkerRecord } from '../primary/pool.js';
+import { clock } from '../clock.js';
+import { acceptRaw, asSocket, releaseSent, type Conn } from './accept.js';
+import type { Sink, Transport } from './transport.js';
+
+export class IpcTransport implements Transport<Conn> {
+  readonly name = 'ipc';
+  private sink!: Sink<Conn>;
+  /** While a dead worker's queue is reclaimed: its failed sends, collected in order. */
+  private collecting: Waiting<Conn>[] | undefined;
+
+  start(server: Server, sink: Sink<Conn>): void {
+    this.sink = sink;
+    // A failed accept (out of descriptors: libuv then accepts and closes to make progress).
+    acceptRaw(server, (c) => (sink.admit(c, clock()), sink.batchDone()), () => sink.acceptFailed(1));
+  }
+
+  assign(w: WorkerRecord, conn: Conn, at: number): void {
+    w.unsent++;
+    w.worker.send({ t: 'c', a: at }, conn as never, (err) => {
+      w.unsent--;
+      if (!err) {
+        if (w.gone) this.sink.lost(1); // sent, but to a worker already counted out
+        return releaseSent(conn);
+      }
+      // Never written to the channel (the worker died first): the primary still holds it.
+      const back = { item: conn, at };
+      if (this.collecting) this.collecting.push(back);
+      else this.sink.undelivered(w, [back]);
+    });
+  }
+
+  flush(): void {}
+
+  slotsWanted(): void {} // Node's channel is always read
+
+  socket(conn: Conn): Socket {
+    return asSocket(conn);
+  }
+
+  prepareFork(): undefined {
+    return undefined;
+  }
+
+  detach(w: WorkerRecord): { back: Waiting<Conn>[]; closed: number } {
+    this.collecting = [];
+    try {
+      reclaimUnsent(w.worker);
+      return { back: this.collecting, closed: 0 };
+    } finally {
+      this.collecting = undefined;
+    }
+  }
+
+  stop(): void {}
+}
+
+// When the worker dies first, Node neither sends, closes nor fails the queued handles, and keeps
+// the unacknowledged one open: those clients would hang until their own timeout. This reaches
+// into that queue (`_handleQueue`, `_pendingMessage`: the same in Node 20–25) and is a no-op
+// where the fields are absent.
+interface Queued {
+  callback?: (err: Error | null) => void;
+}
+interface ChannelInternals {
+  _handleQueue?: Queued[] | null;
+  _pendingMessage?: { handle?: { close?: () => void } } | null;
+}
+
+/**
+ * For a worker that has exited: closes the connection it never acknowledged (lost with it, like
+ * the ones it held), and fails every queued send so its callback can hand the connection to
+ * another worker. Returns how many queued sends were failed.
+ */
+export function reclaimUnsent(worker: Worker): number {
+  const cp = worker.process as unknown as ChannelInternals;
+  const pending = cp._pendingMessage;
+  if (pending) {
+    cp._pendingMessage = null;
+    pending.handle?.close?.();
+  }
+  const queued = cp._handleQueue;
+  if (!Array.isArray(queued)) return 0;
+  cp._handleQueue = null;
+  const err = new Error('worker exited before the hand-off was sent');
+  for (const q of queued) q.callback?.(err);
+  return queued.length;
+}

@@ -1,0 +1,64 @@
+// How accepted connections reach a worker. `ipc` is Node's own channel (worker.send with a
+// handle: one descriptor in flight per worker); `fdpass` is the native addon (batched
+// SCM_RIGHTS over a socket pair per worker, accepting in batches too). Admission does not
+// depend on which: the dispatcher counts a slot when it assigns a connection, whatever carries it.
+import type { Server, Socket } from 'node:net';
+import type { Waiting } from '../admission/queue.js';
+import type { WorkerRecord } from '../primary/pool.js';
+import { loadFdpass } from '../native/fdpass.js';
+import { OptionError, type TransportOption } from '../options.js';
+
+export type TransportName = 'ipc' | 'fdpass';
+
+/** What a transport tells the dispatcher. */
+export interface Sink<C> {
+  /** One accepted connection, `at` = accept time (clock()). */
+  admit(conn: C, at: number): void;
+  /** End of one accept wake-up: time to send what was assigned. */
+  batchDone(): void;
+  acceptFailed(n: number): void;
+  /** `n` connections handed to `w` have closed: their slots are free. */
+  closed(w: WorkerRecord, n: number): void;
+  /** Hand-offs that never reached `w` (it died first), oldest first: they go to the front again. */
+  undelivered(w: WorkerRecord, back: Waiting<C>[]): void;
+  /** Hand-offs delivered to a worker already counted out: lost with it. */
+  lost(n: number): void;
+}
+
+/** Set up before a worker is forked: a descriptor it inherits (as fd 4) and the transport's state. */
+export interface ForkLink {
+  fd: number;
+  attach(rec: WorkerRecord): void;
+}
+
+export interface Transport<C = unknown> {
+  readonly name: TransportName;
+  /** Takes over accepting on `server`. */
+  start(server: Server, sink: Sink<C>): void;
+  /** Hands `conn` to `w`, now or at the next flush(). */
+  assign(w: WorkerRecord, conn: C, at: number): void;
+  flush(): void;
+  /** Whether connections wait in the queue for a slot (then a freed slot must be heard at once). */
+  slotsWanted(waiting: boolean): void;
+  /** A Socket to answer `conn` in the primary (told busy). */
+  socket(conn: C): Socket;
+  prepareFork(): ForkLink | undefined;
+  /** `w` has exited: what it never received (oldest first) and the closes it reported last. */
+  detach(w: WorkerRecord): { back: Waiting<C>[]; closed: number };
+  stop(): void;
+}
+
+/** The worker's end of the fdpass channel, after stdin/out/err and Node's IPC channel. */
+export const CHANNEL_FD = 4;
+
+/**
+ * `auto`: fdpass where the addon loads, else ipc with `warning` set. An explicit `fdpass` that
+ * cannot load is an error (exit 2).
+ */
+export function chooseTransport(option: TransportOption): { name: TransportName; warning?: string } {
+  if (option === 'ipc') return { name: 'ipc' };
+  const loaded = loadFdpass();
+  if ('addon' in loaded) return { name: 'fdpass' };
+  if (option === 'fdpass') throw new OptionError('transport', `invalid --transport "fdpass": ${loaded.error}`);
+  return { name: 'ipc', warning: `fdpass transport unavailable, using ipc: ${loaded.error}` };
+}

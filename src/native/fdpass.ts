@@ -1,0 +1,56 @@
+// Loads the fdpass addon (native/fdpass.c, built at install by node-gyp). Absent or unloadable
+// (no C toolchain at install, not Linux): `loadFdpass()` says why, and the ipc transport serves.
+import { existsSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+/** Opaque handles owned by the addon. */
+export type Listener = { readonly __listener: unique symbol };
+export type Channel = { readonly __channel: unique symbol };
+export type Receiver = { readonly __receiver: unique symbol };
+
+export interface FdpassAddon {
+  /** Accepts on a dup of `fd` (close your copy); one call per wake-up with the batch. */
+  listen(fd: number, onBatch: (fds: Int32Array, failed: number, errno: number) => void): Listener;
+  unlisten(l: Listener): void;
+  /** A SOCK_SEQPACKET pair: [handle, the worker's end to pass at fork]. */
+  channel(onClosed: (n: number) => void, onWritable: () => void): [Channel, number];
+  /** Sent count (fewer: EAGAIN, onWritable follows), or -errno with none sent. Sent fds are closed. */
+  send(ch: Channel, fds: Int32Array, at: Float64Array, start: number, count: number): number;
+  /** Closes reported since the last read, read now (without waiting for onClosed). */
+  reports(ch: Channel): number;
+  /** Whether a report wakes the primary (onClosed); otherwise reports wait for reports(). */
+  wantReports(ch: Channel, want: boolean): void;
+  /** After the worker exited: its unread hand-offs and its last close reports; closes the channel. */
+  reclaim(ch: Channel): { fds: Int32Array; at: Float64Array; closed: number };
+  receiver(fd: number, onBatch: (fds: Int32Array, at: Float64Array, missing: number) => void): Receiver;
+  /** Adds `n` closed connections to tell the primary; 0, or the errno if it cannot be told. */
+  report(rx: Receiver, n: number): number;
+  /** Blocks up to `ms` until every report is sent: for a worker about to exit. */
+  flushSync(rx: Receiver, ms: number): boolean;
+  /** Closes a descriptor with a TCP reset. */
+  reset(fd: number): void;
+}
+
+/** The package root (where binding.gyp and build/ are), from src/ or dist/src/ alike. */
+function packageRoot(): string {
+  let dir = dirname(fileURLToPath(import.meta.url));
+  while (!existsSync(join(dir, 'binding.gyp')) && dirname(dir) !== dir) dir = dirname(dir);
+  return dir;
+}
+let cached: { addon: FdpassAddon } | { error: string } | undefined;
+
+export function loadFdpass(): { addon: FdpassAddon } | { error: string } {
+  if (cached) return cached;
+  if (process.platform !== 'linux') return (cached = { error: `needs Linux (this is ${process.platform})` });
+  try {
+    const require = createRequire(import.meta.url);
+    const load = require('node-gyp-build') as (dir: string) => FdpassAddon;
+    cached = { addon: load(packageRoot()) };
+  } catch (err) {
+    const msg = (err as Error).message.split('\n', 1)[0]!;
+    cached = { error: `native addon not loadable (${msg}); build it with \`npm rebuild cluster-acceptor\` or \`node native/build.mjs\`` };
+  }
+  return cached;
+}

@@ -1,0 +1,188 @@
+// The addon itself, with real descriptors and a real second process on the channel's other end
+// (fd 4, as a worker gets it): order, EAGAIN, reclaim, truncation, descriptor counts, EMFILE.
+import t from 'tap';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { closeSync, fstatSync, openSync, readdirSync, writeFileSync } from 'node:fs';
+import { connect, createServer, type Socket } from 'node:net';
+import { join } from 'node:path';
+import { loadFdpass, type FdpassAddon } from '../../src/native/fdpass.js';
+import { fixture, sleep, until } from '../helpers/cli.js';
+
+const loaded = loadFdpass();
+if (!('addon' in loaded)) throw new Error(`the fdpass addon must be built for these tests: ${loaded.error}`);
+const addon: FdpassAddon = loaded.addon;
+const openFds = (): number => readdirSync('/proc/self/fd').length;
+
+interface Child {
+  proc: ChildProcess;
+  lines: Record<string, unknown>[];
+  /** Resolves once it has exited and its stdout is closed. */
+  gone: Promise<void>;
+  next(pred: (l: Record<string, unknown>) => boolean, ms?: number): Promise<Record<string, unknown>>;
+}
+
+function child(fd: number, env: Record<string, string>, prefix: string[] = []): Child {
+  const [cmd, args] = prefix.length ? [prefix[0]!, [...prefix.slice(1), process.execPath, fixture('fdpass-child.mjs')]] : [process.execPath, [fixture('fdpass-child.mjs')]];
+  const proc = spawn(cmd, args, { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'inherit', 'ignore', fd] });
+  const lines: Record<string, unknown>[] = [];
+  let buf = '';
+  proc.stdout!.setEncoding('utf8').on('data', (d: string) => {
+    buf += d;
+    for (let i; (i = buf.indexOf('\n')) >= 0; buf = buf.slice(i + 1)) lines.push(JSON.parse(buf.slice(0, i)) as Record<string, unknown>);
+  });
+  const gone = new Promise<void>((r) => proc.once('close', () => r()));
+  return { proc, lines, gone, next: (pred, ms = 10_000) => until(() => lines.find(pred), ms) as Promise<Record<string, unknown>> };
+}
+
+/** `n` descriptors of distinct files, and their inodes: what arrives must be the same files. */
+function files(dir: string, n: number): { fds: Int32Array; inodes: number[] } {
+  const fds = new Int32Array(n);
+  const inodes: number[] = [];
+  for (let i = 0; i < n; i++) {
+    const p = join(dir, String(i));
+    writeFileSync(p, '');
+    fds[i] = openSync(p, 'r');
+    inodes.push(fstatSync(fds[i]!).ino);
+  }
+  return { fds, inodes };
+}
+
+const seq = (n: number): Float64Array => Float64Array.from({ length: n }, (_, i) => i);
+
+t.test('3,000 descriptors through a full channel: EAGAIN keeps the rest, all arrive once, in order', async (t) => {
+  const N = 3000;
+  const base = openFds();
+  const { fds, inodes } = files(t.testdir(), N);
+  let writable = 0;
+  const [ch, workerFd] = addon.channel(() => {}, () => writable++);
+  // Nobody reads yet. One descriptor per message, the smallest message, until the channel's
+  // send buffer is full (a socket pair is bounded by SO_SNDBUF, not max_dgram_qlen).
+  let sent = 0;
+  for (let k = 1; k === 1 && sent < N; ) {
+    k = addon.send(ch, fds, seq(N), sent, 1);
+    sent += k;
+  }
+  t.ok(sent > 0 && sent < N, `a full channel stops the send (EAGAIN after ${sent} messages)`);
+  t.equal(addon.send(ch, fds, seq(N), sent, N - sent), 0, 'a batch on a full channel sends nothing, and is no error');
+  t.throws(() => fstatSync(fds[0]!), { code: 'EBADF' }, "the primary's copies of sent descriptors are closed");
+  t.doesNotThrow(() => fstatSync(fds[sent]!), 'unsent ones are still the primary’s');
+
+  const c = child(workerFd, { MODE: 'recv' });
+  t.teardown(() => c.proc.kill('SIGKILL'));
+  const got: number[] = [];
+  const gotInodes: number[] = [];
+  // Resume where it stopped each time the channel is writable again, as the transport does.
+  while (got.length < N) {
+    await until(() => c.lines.some((l) => 'at' in l) || writable > 0, 10_000);
+    for (let l = c.lines.shift(); l; l = c.lines.shift()) {
+      if (!('at' in l)) continue;
+      got.push(...(l.at as number[]));
+      gotInodes.push(...(l.inodes as number[]));
+      t.equal(l.missing, 0);
+    }
+    if (writable > 0 && sent < N) {
+      writable = 0;
+      const k = addon.send(ch, fds, seq(N), sent, N - sent);
+      t.ok(k >= 0, 'no error, only EAGAIN');
+      sent += k;
+    }
+  }
+  t.equal(sent, N);
+  t.same(got, Array.from({ length: N }, (_, i) => i), 'every descriptor arrived once, in the order sent');
+  t.same(gotInodes, inodes, 'and each is the file it was');
+  const r = addon.reclaim(ch);
+  t.equal(r.fds.length, 0, 'nothing left unread');
+  c.proc.kill('SIGKILL');
+  await c.gone;
+  t.equal(openFds(), base, 'no descriptor left open in the sender');
+});
+
+t.test('a worker that dies: its unread hand-offs come back in order, with its last close reports', async (t) => {
+  const base = openFds();
+  const { fds, inodes } = files(t.testdir(), 600);
+  let closed = 0;
+  const [ch, workerFd] = addon.channel((n) => (closed += n), () => {});
+  t.equal(addon.send(ch, fds, seq(600), 0, 600), 600);
+  // It tells 7 closes, never reads, and exits: the reports must not be lost with it.
+  const c = child(workerFd, { MODE: 'recv', REPORT: '7' });
+  await c.next((l) => 'flushed' in l);
+  t.same(c.lines.find((l) => 'flushed' in l), { flushed: true });
+  await c.gone;
+  const back = addon.reclaim(ch);
+  t.equal(back.closed + closed, 7, 'its close reports, counted once');
+  t.equal(back.fds.length, 600, 'every unread descriptor is back');
+  t.same([...back.at], [...seq(600)], 'in the order sent, with their accept times');
+  t.same([...back.fds].map((fd) => fstatSync(fd).ino), inodes, 'the same files');
+  for (const fd of back.fds) closeSync(fd);
+  t.equal(openFds(), base, 'nothing open once those are closed');
+  t.throws(() => addon.reclaim(ch), /already closed/, 'a channel is reclaimed once');
+  t.equal(addon.send(ch, fds, seq(1), 0, 1), -32, 'sending on it says EPIPE, and nothing is closed');
+});
+
+t.test('out of descriptors in the worker: the kernel drops the rest, and the worker counts them', async (t) => {
+  const { fds } = files(t.testdir(), 240);
+  const [ch, workerFd] = addon.channel(() => {}, () => {});
+  t.equal(addon.send(ch, fds, seq(240), 0, 240), 240);
+  // Room for Node and a few more: one message of 240 cannot be installed whole (MSG_CTRUNC).
+  const c = child(workerFd, { MODE: 'recv' }, ['prlimit', '--nofile=90']);
+  t.teardown(() => c.proc.kill('SIGKILL'));
+  const batch = await c.next((l) => 'at' in l);
+  const got = (batch.at as number[]).length;
+  t.ok(got < 240, `only ${got} installed`);
+  t.equal(got + (batch.missing as number), 240, 'received + missing = sent: each one accounted for');
+  addon.reclaim(ch);
+});
+
+t.test('listen: every connection arrives in a batch; unlisten closes the socket', async (t) => {
+  const server = createServer();
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  const port = (server.address() as { port: number }).port;
+  const got: number[] = [];
+  let calls = 0;
+  const l = addon.listen((server as unknown as { _handle: { fd: number } })._handle.fd, (fds, failed) => {
+    calls++;
+    t.equal(failed, 0);
+    got.push(...fds);
+  });
+  server.close();
+  const clients = Array.from({ length: 200 }, () => connect(port, '127.0.0.1').on('error', () => {}));
+  await until(() => got.length === 200);
+  t.ok(calls <= 200, `${calls} wake-ups for 200 connections`);
+  for (const fd of got) t.ok(fstatSync(fd).isSocket());
+  for (const fd of got) addon.reset(fd);
+  addon.unlisten(l);
+  await sleep(50);
+  const err = await new Promise<string>((r) => connect(port, '127.0.0.1').on('error', (e: NodeJS.ErrnoException) => r(e.code!)).on('connect', () => r('connected')));
+  t.equal(err, 'ECONNREFUSED', 'the listening socket is gone with the last descriptor');
+  clients.forEach((c) => c.destroy());
+});
+
+t.test('listen out of descriptors: waiting connections are reset at once and counted, not left queued', async (t) => {
+  const server = createServer();
+  await new Promise<void>((r) => server.listen({ port: 0, host: '127.0.0.1', backlog: 511 }, r));
+  const port = (server.address() as { port: number }).port;
+  const fd = (server as unknown as { _handle: { fd: number } })._handle.fd;
+  const c = child(fd, { MODE: 'listen' }, ['prlimit', '--nofile=60']);
+  t.teardown(() => c.proc.kill('SIGKILL'));
+  await c.next((l) => l.ready === true);
+  server.close();
+  const N = 120;
+  const outcomes = await Promise.all(
+    Array.from({ length: N }, () =>
+      new Promise<string>((resolve) => {
+        const s: Socket = connect(port, '127.0.0.1');
+        s.on('error', (e: NodeJS.ErrnoException) => resolve(e.code!));
+        s.setTimeout(5000, () => (s.destroy(), resolve('timeout')));
+        s.on('connect', () => s.write('x')); // a reset shows as an error on a connected socket
+      }),
+    ),
+  );
+  const batches = c.lines.filter((l) => 'fds' in l);
+  const held = batches.reduce((n, b) => n + (b.fds as number), 0);
+  const failed = batches.reduce((n, b) => n + (b.failed as number), 0);
+  t.ok(failed > 0, `EMFILE reached: ${held} held, ${failed} reset`);
+  t.ok(batches.some((b) => b.errno === 24), 'and reported as EMFILE');
+  t.equal(outcomes.filter((o) => o === 'ECONNRESET').length, failed, 'each reset one saw a reset');
+  t.equal(outcomes.filter((o) => o === 'timeout').length, held, 'the held ones are still open (nothing else hangs)');
+  t.equal(held + failed, N, 'every connection accounted for');
+});
