@@ -21,6 +21,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/epoll.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -680,6 +681,168 @@ static napi_value js_reset(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
+/* ---------------------------------------------------------------- refuser (primary) */
+
+// "Server busy" for a descriptor the primary will not hand on, without a net.Socket: under
+// saturation most connections end here. The answer is written and the write side shut (FIN after
+// it); then the request is read and discarded until the client closes, or LINGER_MS at most:
+// closing with unread bytes would send a reset, which can destroy the answer before the client
+// reads it. Lingering sockets share one epoll set, looked at every TICK_MS by one timer: a
+// refused client's close must not wake the primary (two context switches) just to close a
+// descriptor nobody waits for, thousands of times a second under saturation.
+#define LINGER_MS 2000
+#define TICK_MS 5
+
+typedef struct linger_s {
+  int fd;
+  uint64_t deadline; /* ms, uv_now */
+  struct linger_s *prev, *next;
+} linger_t;
+
+typedef struct {
+  uv_timer_t tick;
+  int epfd;
+  char* payload;    /* NULL: refuse with a reset */
+  size_t len;
+  linger_t *head, *tail; /* oldest first: one timeout, so deadlines are in order */
+  size_t lingering;
+} refuser_t;
+
+static void linger_end(refuser_t* r, linger_t* e) {
+  close(e->fd); /* leaves the epoll set with it */
+  if (e->prev) e->prev->next = e->next; else r->head = e->next;
+  if (e->next) e->next->prev = e->prev; else r->tail = e->prev;
+  r->lingering--;
+  free(e);
+}
+
+// Reads and discards; 1 once the client has closed (or the socket failed).
+static int discard(int fd) {
+  char buf[4096];
+  for (;;) {
+    ssize_t n = read(fd, buf, sizeof buf);
+    if (n > 0) continue;
+    if (n < 0 && errno == EINTR) continue;
+    return n == 0 || (errno != EAGAIN && errno != EWOULDBLOCK);
+  }
+}
+
+static void on_tick(uv_timer_t* t) {
+  refuser_t* r = t->data;
+  struct epoll_event ev[256];
+  for (int n = 256; n == 256;) {
+    n = epoll_wait(r->epfd, ev, 256, 0);
+    for (int i = 0; i < n; i++) {
+      linger_t* e = ev[i].data.ptr;
+      if ((ev[i].events & (EPOLLERR | EPOLLHUP)) || discard(e->fd)) linger_end(r, e);
+    }
+  }
+  uint64_t now = uv_now(t->loop);
+  while (r->head && r->head->deadline <= now) linger_end(r, r->head);
+  if (r->lingering == 0) uv_timer_stop(t);
+}
+
+static void refuser_free(uv_handle_t* h) {
+  refuser_t* r = h->data;
+  while (r->head) linger_end(r, r->head);
+  close(r->epfd);
+  free(r->payload);
+  free(r);
+}
+
+// refuser(payload: Buffer | null) -> handle. null: refuse with a TCP reset.
+static napi_value js_refuser(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1], out;
+  napi_valuetype type;
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  refuser_t* r = calloc(1, sizeof *r);
+  if (!r) return throw_errno(env, "refuser", ENOMEM);
+  CHECK(napi_typeof(env, argv[0], &type));
+  if (type != napi_null) {
+    void* data;
+    CHECK(napi_get_buffer_info(env, argv[0], &data, &r->len));
+    r->payload = malloc(r->len);
+    memcpy(r->payload, data, r->len);
+  }
+  r->epfd = epoll_create1(EPOLL_CLOEXEC);
+  if (r->epfd < 0) {
+    int e = errno;
+    free(r->payload);
+    free(r);
+    return throw_errno(env, "refuser", e);
+  }
+  uv_loop_t* loop;
+  CHECK(napi_get_uv_event_loop(env, &loop));
+  uv_timer_init(loop, &r->tick);
+  r->tick.data = r;
+  uv_unref((uv_handle_t*)&r->tick);
+  CHECK(napi_create_external(env, r, NULL, NULL, &out));
+  return out;
+}
+
+// refuse(handle, fd): answers busy and closes, now or after the linger. Takes the descriptor.
+static napi_value js_refuse(napi_env env, napi_callback_info info) {
+  size_t argc = 2;
+  napi_value argv[2];
+  int32_t fd;
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  refuser_t* r = get_ptr(env, argv[0]);
+  if (!r) return NULL;
+  CHECK(napi_get_value_int32(env, argv[1], &fd));
+  if (!r->payload) {
+    close_with_reset(fd);
+    return NULL;
+  }
+  // A fresh socket's send buffer always takes the short answer whole; if not, reset rather than
+  // send half of it.
+  ssize_t w;
+  do w = send(fd, r->payload, r->len, MSG_DONTWAIT | MSG_NOSIGNAL);
+  while (w < 0 && errno == EINTR);
+  if (w != (ssize_t)r->len) {
+    close_with_reset(fd);
+    return NULL;
+  }
+  shutdown(fd, SHUT_WR);
+  if (discard(fd)) {
+    close(fd); /* the client is gone already: nothing to linger for */
+    return NULL;
+  }
+  linger_t* e = calloc(1, sizeof *e);
+  struct epoll_event ev = {.events = EPOLLIN | EPOLLRDHUP, .data.ptr = e};
+  if (!e || epoll_ctl(r->epfd, EPOLL_CTL_ADD, fd, &ev) != 0) {
+    free(e);
+    close(fd);
+    return NULL;
+  }
+  e->fd = fd;
+  e->deadline = uv_now(r->tick.loop) + LINGER_MS;
+  e->prev = r->tail;
+  if (r->tail) r->tail->next = e; else r->head = e;
+  r->tail = e;
+  if (r->lingering++ == 0) uv_timer_start(&r->tick, on_tick, TICK_MS, TICK_MS);
+  return NULL;
+}
+
+// lingering(handle) -> refused sockets still waiting for their client to close.
+static napi_value js_lingering(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1];
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  refuser_t* r = get_ptr(env, argv[0]);
+  return r ? num(env, (double)r->lingering) : NULL;
+}
+
+static napi_value js_close_refuser(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1];
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  refuser_t* r = get_ptr(env, argv[0]);
+  if (!r || uv_is_closing((uv_handle_t*)&r->tick)) return NULL;
+  uv_close((uv_handle_t*)&r->tick, refuser_free);
+  return NULL;
+}
+
 static napi_value init(napi_env env, napi_value exports) {
   napi_property_descriptor props[] = {
       {"listen", NULL, js_listen, NULL, NULL, NULL, napi_default_method, NULL},
@@ -692,6 +855,10 @@ static napi_value init(napi_env env, napi_value exports) {
       {"receiver", NULL, js_receiver, NULL, NULL, NULL, napi_default_method, NULL},
       {"report", NULL, js_report, NULL, NULL, NULL, napi_default_method, NULL},
       {"flushSync", NULL, js_flush_sync, NULL, NULL, NULL, napi_default_method, NULL},
+      {"refuser", NULL, js_refuser, NULL, NULL, NULL, napi_default_method, NULL},
+      {"refuse", NULL, js_refuse, NULL, NULL, NULL, napi_default_method, NULL},
+      {"lingering", NULL, js_lingering, NULL, NULL, NULL, napi_default_method, NULL},
+      {"closeRefuser", NULL, js_close_refuser, NULL, NULL, NULL, napi_default_method, NULL},
       {"reset", NULL, js_reset, NULL, NULL, NULL, napi_default_method, NULL},
   };
   napi_define_properties(env, exports, sizeof props / sizeof props[0], props);

@@ -2,11 +2,11 @@
 // over a socket pair of its own, up to 253 per sendmsg. Per worker, assigned connections wait in
 // an outbox until the end of the accept batch (or of a drain), then go in as few messages as
 // the channel takes; on EAGAIN the rest stay, in order, until the channel is writable again.
-import { Socket, type Server } from 'node:net';
+import type { Server } from 'node:net';
 import type { Waiting } from '../admission/queue.js';
 import type { WorkerRecord } from '../primary/pool.js';
 import { clock } from '../clock.js';
-import type { Channel, FdpassAddon, Listener } from '../native/fdpass.js';
+import type { Channel, FdpassAddon, Listener, Refuser } from '../native/fdpass.js';
 import type { ForkLink, Sink, Transport } from './transport.js';
 
 interface Link {
@@ -39,7 +39,15 @@ export class FdpassTransport implements Transport<number> {
   private scratchFds = new Int32Array(1024);
   private scratchAt = new Float64Array(1024);
 
-  constructor(private readonly addon: FdpassAddon) {}
+  /** Busy answers in C: under saturation most connections end there. */
+  private readonly refuser: Refuser;
+
+  constructor(
+    private readonly addon: FdpassAddon,
+    busy: Buffer | 'reset',
+  ) {
+    this.refuser = addon.refuser(busy === 'reset' ? null : busy);
+  }
 
   start(server: Server, sink: Sink<number>): void {
     this.sink = sink;
@@ -123,8 +131,8 @@ export class FdpassTransport implements Transport<number> {
     }
   }
 
-  socket(fd: number): Socket {
-    return new Socket({ fd, readable: true, writable: true });
+  refuse(fd: number): void {
+    this.addon.refuse(this.refuser, fd);
   }
 
   prepareFork(): ForkLink {

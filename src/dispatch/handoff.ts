@@ -6,7 +6,7 @@
 import type { Server } from 'node:net';
 import { BoundedQueue, type Waiting } from '../admission/queue.js';
 import { clock } from '../clock.js';
-import type { Refuse, RejectReason } from '../admission/busy.js';
+import type { RejectReason } from '../admission/busy.js';
 import type { Counters } from '../metrics/counters.js';
 import type { Pool, WorkerRecord } from '../primary/pool.js';
 import type { Sink, Transport } from './transport.js';
@@ -24,7 +24,6 @@ export class Handoff<C> implements Sink<C> {
     backlog: number,
     private readonly queueTimeout: number,
     private readonly counters: Counters,
-    private readonly refuse: Refuse,
     readonly transport: Transport<C>,
   ) {
     this.queue = new BoundedQueue(backlog);
@@ -59,7 +58,7 @@ export class Handoff<C> implements Sink<C> {
 
   private reject(conn: C, reason: RejectReason): void {
     this.counters.rejected[reason]++;
-    this.refuse(this.transport.socket(conn));
+    this.transport.refuse(conn);
   }
 
   /** Least-loaded ready worker with a free slot; ties go round the slots in turn. */

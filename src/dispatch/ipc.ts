@@ -1,7 +1,8 @@
 // The ipc transport: Node's own channel. `worker.send(msg, handle)` passes one descriptor and
 // queues every later message until the worker acknowledges it (NODE_HANDLE_ACK), so one
 // hand-off is in flight per worker at a time. Kept where the fdpass addon is unavailable.
-import type { Server, Socket } from 'node:net';
+import type { Server } from 'node:net';
+import type { Refuse } from '../admission/busy.js';
 import type { Worker } from 'node:cluster';
 import type { Waiting } from '../admission/queue.js';
 import type { WorkerRecord } from '../primary/pool.js';
@@ -14,6 +15,8 @@ export class IpcTransport implements Transport<Conn> {
   private sink!: Sink<Conn>;
   /** While a dead worker's queue is reclaimed: its failed sends, collected in order. */
   private collecting: Waiting<Conn>[] | undefined;
+
+  constructor(private readonly refuseSocket: Refuse) {}
 
   start(server: Server, sink: Sink<Conn>): void {
     this.sink = sink;
@@ -40,8 +43,8 @@ export class IpcTransport implements Transport<Conn> {
 
   slotsWanted(): void {} // Node's channel is always read
 
-  socket(conn: Conn): Socket {
-    return asSocket(conn);
+  refuse(conn: Conn): void {
+    this.refuseSocket(asSocket(conn));
   }
 
   prepareFork(): undefined {

@@ -2,7 +2,7 @@
 // handle: one descriptor in flight per worker); `fdpass` is the native addon (batched
 // SCM_RIGHTS over a socket pair per worker, accepting in batches too). Admission does not
 // depend on which: the dispatcher counts a slot when it assigns a connection, whatever carries it.
-import type { Server, Socket } from 'node:net';
+import type { Server } from 'node:net';
 import type { Waiting } from '../admission/queue.js';
 import type { WorkerRecord } from '../primary/pool.js';
 import { loadFdpass } from '../native/fdpass.js';
@@ -40,8 +40,8 @@ export interface Transport<C = unknown> {
   flush(): void;
   /** Whether connections wait in the queue for a slot (then a freed slot must be heard at once). */
   slotsWanted(waiting: boolean): void;
-  /** A Socket to answer `conn` in the primary (told busy). */
-  socket(conn: C): Socket;
+  /** Tells `conn` busy (HTTP 503, the tcp busy line, or a reset) and closes it. */
+  refuse(conn: C): void;
   prepareFork(): ForkLink | undefined;
   /** `w` has exited: what it never received (oldest first) and the closes it reported last. */
   detach(w: WorkerRecord): { back: Waiting<C>[]; closed: number };

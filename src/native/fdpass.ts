@@ -9,6 +9,7 @@ import { fileURLToPath } from 'node:url';
 export type Listener = { readonly __listener: unique symbol };
 export type Channel = { readonly __channel: unique symbol };
 export type Receiver = { readonly __receiver: unique symbol };
+export type Refuser = { readonly __refuser: unique symbol };
 
 export interface FdpassAddon {
   /** Accepts on a dup of `fd` (close your copy); one call per wake-up with the batch. */
@@ -29,6 +30,13 @@ export interface FdpassAddon {
   report(rx: Receiver, n: number): number;
   /** Blocks up to `ms` until every report is sent: for a worker about to exit. */
   flushSync(rx: Receiver, ms: number): boolean;
+  /** Busy answers from C: `payload` written, then a lingering close; null refuses with a reset. */
+  refuser(payload: Buffer | null): Refuser;
+  /** Answers `fd` busy and takes it. */
+  refuse(r: Refuser, fd: number): void;
+  /** Refused sockets still waiting for their client to close (at most 2 s each). */
+  lingering(r: Refuser): number;
+  closeRefuser(r: Refuser): void;
   /** Closes a descriptor with a TCP reset. */
   reset(fd: number): void;
 }

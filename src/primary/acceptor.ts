@@ -75,9 +75,9 @@ export async function startAcceptor(input: Partial<AcceptorOptions> = {}): Promi
     link: () => dispatch?.transport.prepareFork(),
   });
   if (handoff) {
-    const refuse = makeRefuse(busyPayload(opts.protocol, opts.retryAfter, opts.tcpBusy));
-    const transport = (transportName === 'fdpass' ? new FdpassTransport((loadFdpass() as { addon: never }).addon) : new IpcTransport()) as Transport<unknown>;
-    dispatch = new Handoff(bound.server as Server, pool, opts.maxConnections, opts.backlog, opts.queueTimeout, counters, refuse, transport);
+    const busy = busyPayload(opts.protocol, opts.retryAfter, opts.tcpBusy);
+    const transport = (transportName === 'fdpass' ? new FdpassTransport((loadFdpass() as { addon: never }).addon, busy) : new IpcTransport(makeRefuse(busy))) as Transport<unknown>;
+    dispatch = new Handoff(bound.server as Server, pool, opts.maxConnections, opts.backlog, opts.queueTimeout, counters, transport);
   }
   let metricsServer: import('node:http').Server | undefined;
   if (opts.metrics) {

@@ -47,11 +47,8 @@ export function createHttp(handler: HttpHandler, opts: AcceptorOptions, counters
       }
     },
   );
-  server.timeout = opts.idleTimeout;
-  server.on('timeout', (socket: Socket) => {
-    countOnce(counters, socket, 'timeout');
-    socket.destroy();
-  });
+  // No server.timeout: --idle-timeout is the worker's sweep (idle.ts), free per request.
+  server.timeout = 0;
   server.on('clientError', (err: NodeJS.ErrnoException, socket: Socket) => {
     const code = err.code ?? '';
     if (code === 'ECONNRESET' || code === 'EPIPE' || !socket.writable) {

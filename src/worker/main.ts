@@ -9,6 +9,7 @@ import { workerRegistry } from '../metrics/worker.js';
 import { clock } from '../clock.js';
 import { asSocket, type Conn } from '../dispatch/accept.js';
 import { createHttp } from './http.js';
+import { sweepIdle } from './idle.js';
 import { HEARTBEAT_MS, type FromWorker, type ToWorker, type WorkerConfig } from './protocol.js';
 import { loadFdpass, type FdpassAddon, type Receiver } from '../native/fdpass.js';
 import { CHANNEL_FD } from '../dispatch/transport.js';
@@ -41,14 +42,15 @@ let handled = 0;
 const metrics = opts.metrics ? workerRegistry(slot, counters, () => sockets.size, () => handled) : undefined;
 const handoff = opts.strategy === 'handoff';
 
+sweepIdle(sockets, opts.idleTimeout, (socket) => {
+  countOnce(counters, socket, 'timeout');
+  socket.destroy();
+});
+
 const http = opts.protocol === 'http' ? createHttp(handler as Parameters<typeof createHttp>[0], opts, counters, log) : undefined;
 const tcpHandler = handler as (s: Socket) => unknown;
 
 function serveTcp(socket: Socket): void {
-  socket.setTimeout(opts.idleTimeout, () => {
-    countOnce(counters, socket, 'timeout');
-    socket.destroy();
-  });
   // Counted here, and never an uncaught exception when the handler attaches no listener of its own.
   socket.on('error', () => countOnce(counters, socket, 'client_reset'));
   try {

@@ -2,7 +2,7 @@
 // (fd 4, as a worker gets it): order, EAGAIN, reclaim, truncation, descriptor counts, EMFILE.
 import t from 'tap';
 import { spawn, type ChildProcess } from 'node:child_process';
-import { closeSync, fstatSync, openSync, readdirSync, writeFileSync } from 'node:fs';
+import { closeSync, fstatSync, openSync, readdirSync, readlinkSync, writeFileSync } from 'node:fs';
 import { connect, createServer, type Socket } from 'node:net';
 import { join } from 'node:path';
 import { loadFdpass, type FdpassAddon } from '../../src/native/fdpass.js';
@@ -185,4 +185,65 @@ t.test('listen out of descriptors: waiting connections are reset at once and cou
   t.equal(outcomes.filter((o) => o === 'ECONNRESET').length, failed, 'each reset one saw a reset');
   t.equal(outcomes.filter((o) => o === 'timeout').length, held, 'the held ones are still open (nothing else hangs)');
   t.equal(held + failed, N, 'every connection accounted for');
+});
+
+t.test('refuse: the answer arrives whole, then the socket lingers until the client closes (2 s at most)', async (t) => {
+  const before = new Set(readdirSync('/proc/self/fd'));
+  const server = createServer();
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  const port = (server.address() as { port: number }).port;
+  const busy = Buffer.from('HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\nConnection: close\r\n\r\n');
+  const refuser = addon.refuser(busy);
+  const l = addon.listen((server as unknown as { _handle: { fd: number } })._handle.fd, (fds) => fds.forEach((fd) => addon.refuse(refuser, fd)));
+  server.close();
+  // A client that sends a large request and keeps its side open: the answer must still arrive
+  // (no reset for the unread request), and the primary's side lingers for it.
+  const polite = connect(port, '127.0.0.1');
+  polite.write('POST / HTTP/1.1\r\nContent-Length: 100000\r\n\r\n' + 'x'.repeat(100_000));
+  let got = '';
+  polite.setEncoding('latin1').on('data', (d: string) => (got += d));
+  await new Promise((r) => polite.once('end', r));
+  t.equal(got, busy.toString('latin1'), 'the whole answer, then end of stream');
+  await until(() => addon.lingering(refuser) === 1);
+  polite.end();
+  await until(() => addon.lingering(refuser) === 0, 2000);
+  t.pass('closed once the client closed');
+  // A client that never closes is cut after the linger (2 s).
+  const stubborn = connect(port, '127.0.0.1').on('error', () => {});
+  stubborn.on('data', () => {}).on('end', () => {}); // half-open: reads, never ends its side
+  stubborn.setNoDelay(true);
+  (stubborn as unknown as { allowHalfOpen: boolean }).allowHalfOpen = true;
+  await until(() => addon.lingering(refuser) === 1);
+  const t0 = Date.now();
+  await until(() => addon.lingering(refuser) === 0, 5000);
+  const ms = Date.now() - t0;
+  t.ok(ms >= 1500 && ms < 3500, `a client that never closes is let go after the linger (${ms} ms)`);
+  const closed = (s: Socket): Promise<unknown> => (s.closed ? Promise.resolve() : new Promise((r) => s.once('close', r)));
+  polite.destroy();
+  stubborn.destroy();
+  await Promise.all([closed(polite), closed(stubborn)]);
+  addon.unlisten(l);
+  addon.closeRefuser(refuser);
+  await sleep(50);
+  const left = readdirSync('/proc/self/fd').filter((f) => !before.has(f)).map((f) => { try { return `${f}→${readlinkSync(`/proc/self/fd/${f}`)}`; } catch { return f; } });
+  // Any descriptor this test opened (listener, epoll set, lingering sockets) and left open; the
+  // one reading /proc/self/fd is the only new entry allowed.
+  t.ok(left.length <= 1 && left.every((l) => l.includes('/proc/')), `nothing left open (${left.join(' ') || 'none'})`);
+});
+
+t.test('refuse with no payload: a reset at once', async (t) => {
+  const server = createServer();
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  const port = (server.address() as { port: number }).port;
+  const refuser = addon.refuser(null);
+  const l = addon.listen((server as unknown as { _handle: { fd: number } })._handle.fd, (fds) => fds.forEach((fd) => addon.refuse(refuser, fd)));
+  server.close();
+  const code = await new Promise<string>((resolve) => {
+    const s = connect(port, '127.0.0.1', () => s.write('hello'));
+    s.on('error', (e: NodeJS.ErrnoException) => resolve(e.code!)).on('close', () => resolve('closed without error'));
+  });
+  t.equal(code, 'ECONNRESET');
+  t.equal(addon.lingering(refuser), 0, 'nothing lingers');
+  addon.unlisten(l);
+  addon.closeRefuser(refuser);
 });
