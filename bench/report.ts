@@ -124,32 +124,39 @@ export function markdown(report: Report): string {
 const esc = (s: string): string => s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;');
 
 /** Per scenario, a bar per target: throughput, and for saturation served vs busy. */
+/** Width of `text` in px at `size` (sans-serif, digits and lower case): enough to keep labels inside. */
+export const textWidth = (text: string, size: number): number => text.length * size * 0.62;
+
 export function svg(report: Report): string {
   const W = 900, LABEL = 190, BAR = 18, GAP = 6;
   const parts: string[] = [];
   let y = 30;
   parts.push(`<text x="10" y="20" font-size="16" font-weight="bold">cluster-acceptor benchmark ${esc(report.date)} (Node ${esc(report.node)})</text>`);
   for (const scenario of Object.keys(SCENARIO_TITLE) as Scenario[]) {
-    const runs = report.runs.filter((r) => r.scenario === scenario && !r.skipped);
-    if (!runs.length) continue;
+    const all = report.runs.filter((r) => r.scenario === scenario);
+    const runs = all.filter((r) => !r.skipped);
+    if (!all.length) continue;
     y += 24;
     parts.push(`<text x="10" y="${y}" font-size="13" font-weight="bold">${esc(SCENARIO_TITLE[scenario])}</text>`);
     y += 8;
     const sat = scenario === 'saturation';
     const max = Math.max(...runs.map((r) => (sat ? r.ok + r.busy : r.rate)), 1);
-    for (const r of runs) {
-      const scale = (W - LABEL - 160) / max;
+    const label = (r: RunResult): string => (sat ? `${f0(r.ok)} served, ${f0(r.busy)} busy, ${f0(Object.values(r.errors).reduce((a, b) => a + b, 0))} errors` : `${f0(r.rate)} ${r.unit}`);
+    // Bars leave room for the widest label after them, so every label stays inside the picture.
+    const scale = (W - LABEL - 16 - Math.max(0, ...runs.map((r) => textWidth(label(r), 11)))) / max;
+    for (const r of all) {
       parts.push(`<text x="${LABEL - 8}" y="${y + 13}" font-size="12" text-anchor="end">${esc(r.target)}</text>`);
-      if (sat) {
+      if (r.skipped) {
+        parts.push(`<text x="${LABEL}" y="${y + 13}" font-size="11" fill="#757575" font-style="italic">skipped: ${esc(r.skipped)}</text>`);
+      } else if (sat) {
         const wOk = r.ok * scale, wBusy = r.busy * scale;
         parts.push(`<rect x="${LABEL}" y="${y}" width="${wOk.toFixed(1)}" height="${BAR}" fill="#2e7d32"><title>served ${r.ok}</title></rect>`);
         parts.push(`<rect x="${(LABEL + wOk).toFixed(1)}" y="${y}" width="${wBusy.toFixed(1)}" height="${BAR}" fill="#ef6c00"><title>busy ${r.busy}</title></rect>`);
-        const e = Object.values(r.errors).reduce((a, b) => a + b, 0);
-        parts.push(`<text x="${(LABEL + wOk + wBusy + 6).toFixed(1)}" y="${y + 13}" font-size="11">${f0(r.ok)} served, ${f0(r.busy)} busy, ${f0(e)} errors</text>`);
+        parts.push(`<text x="${(LABEL + wOk + wBusy + 6).toFixed(1)}" y="${y + 13}" font-size="11">${label(r)}</text>`);
       } else {
         const w = r.rate * scale;
         parts.push(`<rect x="${LABEL}" y="${y}" width="${w.toFixed(1)}" height="${BAR}" fill="${r.kind === 'acceptor' ? '#1565c0' : '#9e9e9e'}"><title>${f0(r.rate)} ${r.unit}</title></rect>`);
-        parts.push(`<text x="${(LABEL + w + 6).toFixed(1)}" y="${y + 13}" font-size="11">${f0(r.rate)} ${r.unit}</text>`);
+        parts.push(`<text x="${(LABEL + w + 6).toFixed(1)}" y="${y + 13}" font-size="11">${label(r)}</text>`);
       }
       y += BAR + GAP;
     }

@@ -168,7 +168,8 @@ async function runOne(o: BenchOptions, scenario: Scenario, t: TargetSpec, nginxP
     const samples = await stop();
     r.peakRssMB = samples.peakRssBytes === undefined ? undefined : samples.peakRssBytes / 2 ** 20;
     const conns = samples.before && samples.after ? samples.after.accepted - samples.before.accepted : client?.connected;
-    if (samples.cpuSeconds !== undefined && conns) r.primaryUsPerConn = (samples.cpuSeconds * 1e6) / conns;
+    // Per new connection: not for keep-alive, where a hundred connections carry the whole run.
+    if (samples.cpuSeconds !== undefined && conns && scenario !== 'keepalive') r.primaryUsPerConn = (samples.cpuSeconds * 1e6) / conns;
     if (samples.before && samples.after) {
       const d = serverDelta(samples.before, samples.after);
       r.server = {
@@ -206,13 +207,20 @@ function medians(all: (RunResult & { round: number })[]): RunResult[] {
   return out;
 }
 
+/**
+ * The order of the runs. Rounds interleave the targets, so slow drift on a shared machine hits
+ * them all alike; each round starts at the next target, and each scenario at a different one, so
+ * no target is always the first (coldest) run, even with one round (--quick).
+ */
+export function planRuns(o: BenchOptions): { scenario: Scenario; target: TargetSpec & { id: string }; round: number }[] {
+  const rotate = <T>(a: T[], k: number): T[] => a.map((_, i) => a[(i + k) % a.length]!);
+  return o.scenarios.flatMap((s, si) => Array.from({ length: o.rounds }, (_, round) => rotate(targetsFor(o, s), round + si).map((target) => ({ scenario: s, target, round }))).flat());
+}
+
 export async function bench(o: BenchOptions): Promise<{ report: Report; files: { json: string; md: string; svg: string }; mismatches: string[]; inexact: string[] }> {
   const nginx = findNginx(o.nginx);
   const nginxPath = 'path' in nginx ? nginx.path : undefined;
-  // Rounds interleave the targets, so slow drift on a shared machine hits them all alike, and
-  // each round starts at the next target, so none is always the first (coldest) run.
-  const rotate = <T>(a: T[], k: number): T[] => a.map((_, i) => a[(i + k) % a.length]!);
-  const plan = o.scenarios.flatMap((s) => Array.from({ length: o.rounds }, (_, round) => rotate(targetsFor(o, s), round).map((t) => ({ scenario: s, target: t, round }))).flat());
+  const plan = planRuns(o);
   const all: (RunResult & { round: number })[] = [];
   let done = 0;
   for (const { scenario, target, round } of plan) {

@@ -113,6 +113,15 @@ static void* get_ptr(napi_env env, napi_value v) {
   return p;
 }
 
+// Reads `argc` arguments into argv; returns the handle in argv[0], or NULL with an exception pending.
+static void* handle_args(napi_env env, napi_callback_info info, size_t argc, napi_value* argv) {
+  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok) {
+    napi_throw_error(env, NULL, "fdpass: arguments");
+    return NULL;
+  }
+  return get_ptr(env, argv[0]);
+}
+
 // Refuses a connection with a TCP reset: the caller has no descriptor to answer it with.
 static void close_with_reset(int fd) {
   struct linger l = {1, 0};
@@ -254,10 +263,8 @@ static napi_value js_listen(napi_env env, napi_callback_info info) {
 }
 
 static napi_value js_unlisten(napi_env env, napi_callback_info info) {
-  size_t argc = 1;
   napi_value argv[1];
-  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-  listener_t* l = get_ptr(env, argv[0]);
+  listener_t* l = handle_args(env, info, 1, argv);
   if (!l || l->closed) return NULL;
   l->closed = 1;
   uv_poll_stop(&l->poll);
@@ -374,10 +381,8 @@ static napi_value js_channel(napi_env env, napi_callback_info info) {
 // Sent descriptors are closed here (the worker has its own now). Fewer than `count` sent with
 // no error means EAGAIN: onWritable follows once the worker has read.
 static napi_value js_send(napi_env env, napi_callback_info info) {
-  size_t argc = 5;
   napi_value argv[5];
-  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-  channel_t* c = get_ptr(env, argv[0]);
+  channel_t* c = handle_args(env, info, 5, argv);
   if (!c) return NULL;
   if (c->closed) return num(env, -EPIPE);
   int32_t* fds;
@@ -431,21 +436,17 @@ static napi_value js_send(napi_env env, napi_callback_info info) {
 
 // reports(handle) -> closes the worker has reported since the last read, read now.
 static napi_value js_reports(napi_env env, napi_callback_info info) {
-  size_t argc = 1;
   napi_value argv[1];
-  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-  channel_t* c = get_ptr(env, argv[0]);
+  channel_t* c = handle_args(env, info, 1, argv);
   if (!c) return NULL;
   return num(env, c->closed ? 0 : drain_reports(c->fd));
 }
 
 // wantReports(handle, bool): whether a report wakes the primary (onClosed) or waits to be read.
 static napi_value js_want_reports(napi_env env, napi_callback_info info) {
-  size_t argc = 2;
   napi_value argv[2];
   bool want;
-  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-  channel_t* c = get_ptr(env, argv[0]);
+  channel_t* c = handle_args(env, info, 2, argv);
   if (!c) return NULL;
   CHECK(napi_get_value_bool(env, argv[1], &want));
   if (c->closed) return NULL;
@@ -458,10 +459,8 @@ static napi_value js_want_reports(napi_env env, napi_callback_info info) {
 // it sent before it died and every hand-off it never received, then closes the channel. The
 // returned descriptors are the caller's to hand on or refuse.
 static napi_value js_reclaim(napi_env env, napi_callback_info info) {
-  size_t argc = 1;
   napi_value argv[1], out;
-  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-  channel_t* c = get_ptr(env, argv[0]);
+  channel_t* c = handle_args(env, info, 1, argv);
   if (!c) return NULL;
   if (c->closed) {
     napi_throw_error(env, NULL, "fdpass: reclaim: channel already closed");
@@ -637,11 +636,9 @@ static napi_value js_receiver(napi_env env, napi_callback_info info) {
 
 // report(handle, n) -> 0, or the errno if the primary cannot be told (it is gone).
 static napi_value js_report(napi_env env, napi_callback_info info) {
-  size_t argc = 2;
   napi_value argv[2];
   uint32_t n;
-  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-  receiver_t* rx = get_ptr(env, argv[0]);
+  receiver_t* rx = handle_args(env, info, 2, argv);
   if (!rx) return NULL;
   CHECK(napi_get_value_uint32(env, argv[1], &n));
   rx->unreported += n;
@@ -651,11 +648,9 @@ static napi_value js_report(napi_env env, napi_callback_info info) {
 
 // flushSync(handle, timeoutMs) -> true once every close is told: for a worker about to exit.
 static napi_value js_flush_sync(napi_env env, napi_callback_info info) {
-  size_t argc = 2;
   napi_value argv[2], out;
   int32_t ms;
-  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-  receiver_t* rx = get_ptr(env, argv[0]);
+  receiver_t* rx = handle_args(env, info, 2, argv);
   if (!rx) return NULL;
   CHECK(napi_get_value_int32(env, argv[1], &ms));
   uint64_t deadline = uv_hrtime() / 1000000 + (uint64_t)ms;
@@ -783,11 +778,9 @@ static napi_value js_refuser(napi_env env, napi_callback_info info) {
 
 // refuse(handle, fd): answers busy and closes, now or after the linger. Takes the descriptor.
 static napi_value js_refuse(napi_env env, napi_callback_info info) {
-  size_t argc = 2;
   napi_value argv[2];
   int32_t fd;
-  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-  refuser_t* r = get_ptr(env, argv[0]);
+  refuser_t* r = handle_args(env, info, 2, argv);
   if (!r) return NULL;
   CHECK(napi_get_value_int32(env, argv[1], &fd));
   if (!r->payload) {
@@ -826,18 +819,14 @@ static napi_value js_refuse(napi_env env, napi_callback_info info) {
 
 // lingering(handle) -> refused sockets still waiting for their client to close.
 static napi_value js_lingering(napi_env env, napi_callback_info info) {
-  size_t argc = 1;
   napi_value argv[1];
-  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-  refuser_t* r = get_ptr(env, argv[0]);
+  refuser_t* r = handle_args(env, info, 1, argv);
   return r ? num(env, (double)r->lingering) : NULL;
 }
 
 static napi_value js_close_refuser(napi_env env, napi_callback_info info) {
-  size_t argc = 1;
   napi_value argv[1];
-  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-  refuser_t* r = get_ptr(env, argv[0]);
+  refuser_t* r = handle_args(env, info, 1, argv);
   if (!r || uv_is_closing((uv_handle_t*)&r->tick)) return NULL;
   uv_close((uv_handle_t*)&r->tick, refuser_free);
   return NULL;

@@ -27,6 +27,12 @@ try {
   fail(1, (err as Error).message);
 }
 
+// A handler that cannot load before any worker was ready: one line, a clean stop, exit 1.
+acceptor.ready.catch((err: Error) => {
+  process.stderr.write(`acceptor: ${err.message}\n`);
+  void acceptor.close().then(() => process.exit(1));
+});
+
 let signals = 0;
 const stop = (signal: NodeJS.Signals): void => {
   if (++signals > 1) {

@@ -17,12 +17,22 @@ export function prettyLine(json: string): string {
     return json;
   }
   const time = new Date(Number(o.time)).toISOString().slice(11, 23);
-  const who = o.worker === 0 ? 'primary' : `w${String(o.worker)}`;
+  // The pid tells an old worker from its replacement during a reload (both are slot 1).
+  const who = `${o.worker === 0 ? 'primary' : `w${String(o.worker)}`} ${String(o.pid)}`;
+  let stack = '';
   const rest = Object.entries(o)
     .filter(([k]) => !SKIP.has(k))
-    .map(([k, v]) => `${k}=${typeof v === 'string' ? v : JSON.stringify(v)}`)
+    .map(([k, v]) => {
+      // An error prints its message inline and its stack as text below, not as one JSON string.
+      const e = v as { message?: unknown; stack?: unknown } | null;
+      if (e && typeof e === 'object' && typeof e.stack === 'string') {
+        stack += `\n${e.stack.replace(/^/gm, '    ')}`;
+        return `${k}=${JSON.stringify(String(e.message ?? ''))}`;
+      }
+      return `${k}=${typeof v === 'string' ? v : JSON.stringify(v)}`;
+    })
     .join(' ');
-  return `${time} ${(LEVEL_NAMES[Number(o.level)] ?? String(o.level)).padEnd(5)} [${who}] ${String(o.msg ?? '')}${rest ? ' ' + rest : ''}\n`;
+  return `${time} ${(LEVEL_NAMES[Number(o.level)] ?? String(o.level)).padEnd(5)} [${who}] ${String(o.msg ?? '')}${rest ? ' ' + rest : ''}${stack}\n`;
 }
 
 function prettyStream(): DestinationStream {

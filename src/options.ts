@@ -1,7 +1,7 @@
 // The one options object shared by the CLI, the environment and the library API.
 // Every option is declared once in SPECS: its flag, default, parser and help text.
 import { availableParallelism } from 'node:os';
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 
 export type Strategy = 'handoff' | 'round-robin' | 'shared' | 'reuseport';
@@ -46,6 +46,8 @@ export interface AcceptorOptions {
   metricsPort: number;
   /** Bearer token required on /metrics when set. Default none. */
   metricsToken: string | undefined;
+  /** File holding the bearer token (kept out of `ps`); read once at start. Default none. */
+  metricsTokenFile: string | undefined;
   /** Milliseconds in-flight work may take to finish on SIGTERM / reload. Default 10000. */
   drainTimeout: number;
   /** Milliseconds a connection may wait in the primary's queue before it is told busy. Default 10000. */
@@ -130,6 +132,12 @@ function text(raw: string, flag: string): string {
   return raw;
 }
 
+function existingFile(raw: string, flag: string): string {
+  const abs = resolve(text(raw, flag));
+  if (!existsSync(abs)) throw new OptionError(flag, `invalid --${flag} ${JSON.stringify(raw)}: no such file ${abs}`);
+  return abs;
+}
+
 function handlerPath(raw: string, flag: string): string {
   const abs = resolve(text(raw, flag));
   if (!existsSync(abs)) throw new OptionError(flag, `invalid --${flag} ${JSON.stringify(raw)}: no such file ${abs}`);
@@ -158,6 +166,7 @@ export const SPECS: { [K in keyof AcceptorOptions]: Spec<K> }[keyof AcceptorOpti
   { key: 'metricsHost', flag: 'metrics-host', arg: '<addr>', help: 'address of the /metrics listener', def: () => '127.0.0.1', defHelp: '127.0.0.1', parse: text },
   { key: 'metricsPort', flag: 'metrics-port', arg: '<n>', help: 'port of the /metrics listener (0 = any free port)', def: () => 9464, defHelp: '9464', parse: int(0, 65535) },
   { key: 'metricsToken', flag: 'metrics-token', arg: '<token>', help: 'require "Authorization: Bearer <token>" on /metrics', def: () => undefined, defHelp: 'none', parse: text },
+  { key: 'metricsTokenFile', flag: 'metrics-token-file', arg: '<path>', help: 'read the /metrics bearer token from this file (not visible in ps)', def: () => undefined, defHelp: 'none', parse: existingFile },
   { key: 'drainTimeout', flag: 'drain-timeout', arg: '<dur>', help: 'time in-flight work gets to finish on SIGTERM or reload', def: () => 10_000, defHelp: '10s', parse: duration(0) },
   { key: 'queueTimeout', flag: 'queue-timeout', arg: '<dur>', help: 'longest wait in the queue before a connection is told busy', def: () => 10_000, defHelp: '10s', parse: duration(1) },
   { key: 'retryAfter', flag: 'retry-after', arg: '<s>', help: 'seconds in the Retry-After header of a 503', def: () => 1, defHelp: '1', parse: int(0, 86_400) },
@@ -175,7 +184,17 @@ const BY_FLAG = new Map(SPECS.map((s) => [s.flag, s]));
 
 function defaultPort(env: NodeJS.ProcessEnv): number {
   const raw = env.PORT;
-  return raw === undefined || raw === '' ? 8080 : int(0, 65535)(raw, 'port');
+  return raw === undefined || raw === '' ? 8080 : fromVariable('PORT', 'port', () => int(0, 65535)(raw, 'port'));
+}
+
+/** A value from an environment variable: a bad one is reported under the variable's own name. */
+function fromVariable<T>(name: string, flag: string, parse: () => T): T {
+  try {
+    return parse();
+  } catch (err) {
+    if (err instanceof OptionError) throw new OptionError(flag, err.message.replace(`invalid --${flag} `, `invalid ${name} `));
+    throw err;
+  }
 }
 
 /** Environment name of an option: `ACCEPTOR_MAX_CONNECTIONS` for `--max-connections`. */
@@ -191,17 +210,31 @@ export function resolveOptions(overrides: Partial<AcceptorOptions> = {}, env: No
     const fromEnv = env[envName(spec.flag)];
     const given = (overrides as Record<string, unknown>)[spec.key];
     if (given !== undefined) out[spec.key] = check(spec, given);
-    else if (fromEnv !== undefined && fromEnv !== '') out[spec.key] = spec.parse(fromEnv, spec.flag);
+    else if (fromEnv !== undefined && fromEnv !== '') out[spec.key] = fromVariable(envName(spec.flag), spec.flag, () => spec.parse(fromEnv, spec.flag));
     else out[spec.key] = spec.def(env);
   }
   for (const key of Object.keys(overrides)) {
     if (!SPECS.some((s) => s.key === key)) throw new OptionError(key, `unknown option ${JSON.stringify(key)}`);
   }
   const opts = out as unknown as AcceptorOptions;
+  if (opts.metricsTokenFile !== undefined) opts.metricsToken = tokenFromFile(opts);
   if (opts.strategy === 'reuseport' && !supportsReusePort()) {
     throw new OptionError('strategy', `invalid --strategy "reuseport": needs Node >= 22.12 (this is ${process.version})`);
   }
   return opts;
+}
+
+function tokenFromFile(opts: AcceptorOptions): string {
+  const flag = 'metrics-token-file';
+  if (opts.metricsToken !== undefined) throw new OptionError(flag, `invalid --${flag}: give --metrics-token or --metrics-token-file, not both`);
+  let token: string;
+  try {
+    token = readFileSync(opts.metricsTokenFile!, 'utf8').replace(/\r?\n$/, '');
+  } catch (err) {
+    throw new OptionError(flag, `invalid --${flag} ${JSON.stringify(opts.metricsTokenFile)}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+  }
+  if (token.trim() === '') throw new OptionError(flag, `invalid --${flag} ${JSON.stringify(opts.metricsTokenFile)}: the file is empty`);
+  return token;
 }
 
 /** A value from the library API: strings go through the CLI parser, typed values are range-checked by it too. */

@@ -1,9 +1,13 @@
 // Signals on the real process: SIGTERM / SIGINT drain and exit, no orphans.
 import t from 'tap';
+import { spawn, spawnSync } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { start, fixture, tagged, sleep, workerPids, until } from './helpers/cli.js';
+import { fileURLToPath } from 'node:url';
+import { start, fixture, tagged, sleep, workerPids, until, freeFixedPort } from './helpers/cli.js';
 import { rawRequest, get } from './helpers/http.js';
+
+const hasPrometheus = spawnSync('prometheus', ['--version']).status === 0;
 
 // To the primary (kill PID), and to the whole process group: Ctrl-C in a terminal sends SIGINT to
 // every process of the job, systemd's default KillMode sends SIGTERM to every process of the unit.
@@ -100,3 +104,25 @@ t.test('the primary killed with -9 leaves no workers behind', async (t) => {
   t.pass('workers exited with their primary');
   await t.rejects(get(acc.port), 'port closed');
 });
+
+for (const script of ['start', 'prometheus'] as const) {
+  t.test(`SIGTERM to the \`npm ${script === 'start' ? 'start' : 'run prometheus'}\` process stops what it started, nothing left running`, { skip: script === 'prometheus' && !hasPrometheus && !process.env.CI ? 'prometheus not installed (apt-get install prometheus); CI installs it' : false }, async (t) => {
+    const tag = `npm-${script}-${process.pid}-${Date.now()}`;
+    const dir = t.testdir();
+    const args = script === 'start' ? ['start', '--', '--port', '0', '--metrics-port', '0', '--workers', '1'] : ['run', 'prometheus', '--', '--port', String(await freeFixedPort()), '--target', '127.0.0.1:1'];
+    const npm = spawn('npm', args, { cwd: join(fileURLToPath(new URL('..', import.meta.url))), env: { ...process.env, ACCEPTOR_TEST_TAG: tag, TMPDIR: dir }, stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    npm.stdout!.on('data', (d: Buffer) => (out += d));
+    npm.stderr!.on('data', (d: Buffer) => (out += d));
+    const exited = new Promise<number | null>((r) => npm.on('exit', (code) => r(code)));
+    const readyLine = script === 'start' ? /"msg":"acceptor ready"/ : /Server is ready to receive web requests/;
+    await until(() => readyLine.test(out), 60_000);
+    const started = tagged(tag).filter((p) => p !== npm.pid);
+    t.ok(started.length >= 1, `running under npm: ${started.length} process(es)`);
+    npm.kill('SIGTERM');
+    await exited;
+    const left = await until(() => (tagged(tag).length === 0 ? 'none' : undefined), 15_000).catch(() => tagged(tag).join(','));
+    t.equal(left, 'none', 'every process it started has exited');
+    if (script === 'start') t.match(out, /"msg":"stopped"/, 'after a drain');
+  });
+}

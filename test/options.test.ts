@@ -66,6 +66,7 @@ t.test('--help lists every option with its default', async (t) => {
 });
 
 const BAD: [string[], string][] = [
+  [['--metrics-token-file', '/no/such/token'], 'metrics-token-file'],
   [['--port', '70000'], 'port'],
   [['--port', 'http'], 'port'],
   [['--backlog', '0'], 'backlog'],
@@ -104,8 +105,23 @@ t.test('an invalid option exits 2 with one line naming it', async (t) => {
   }
   const env = spawnSync(process.execPath, [CLI], { encoding: 'utf8', env: { ...process.env, ACCEPTOR_BACKLOG: 'lots' } });
   t.equal(env.status, 2, 'a bad ACCEPTOR_* value too');
-  t.match(env.stderr, /--backlog "lots"/);
+  t.equal(env.stderr, 'acceptor: invalid ACCEPTOR_BACKLOG "lots": expected an integer from 1 to 1000000\n', 'named as the user set it');
   const port = spawnSync(process.execPath, [CLI], { encoding: 'utf8', env: { ...process.env, PORT: 'eighty' } });
   t.equal(port.status, 2, 'a bad PORT too');
-  t.match(port.stderr, /--port "eighty"/);
+  t.equal(port.stderr, 'acceptor: invalid PORT "eighty": expected an integer from 0 to 65535\n');
+  const workers = spawnSync(process.execPath, [CLI], { encoding: 'utf8', env: { ...process.env, ACCEPTOR_WORKERS: 'zero' } });
+  t.equal(workers.stderr, 'acceptor: invalid ACCEPTOR_WORKERS "zero": expected an integer from 1 to 1024\n');
+  const flag = spawnSync(process.execPath, [CLI, '--workers', 'zero'], { encoding: 'utf8' });
+  t.equal(flag.stderr, 'acceptor: invalid --workers "zero": expected an integer from 1 to 1024\n', 'a flag is named as a flag');
+});
+
+t.test('--metrics-token-file: the token from a file, a trailing newline dropped; clear errors', async (t) => {
+  const dir = t.testdir({ token: 's3cret\n', empty: '\n' });
+  t.equal(resolveOptions({ metricsTokenFile: `${dir}/token` }, {}).metricsToken, 's3cret');
+  t.equal(resolveOptions({}, { ACCEPTOR_METRICS_TOKEN_FILE: `${dir}/token` }).metricsToken, 's3cret', 'from the environment too');
+  t.throws(() => resolveOptions({ metricsTokenFile: `${dir}/empty` }, {}), { message: /invalid --metrics-token-file ".*empty": the file is empty/ });
+  t.throws(() => resolveOptions({ metricsTokenFile: `${dir}/token`, metricsToken: 'x' }, {}), { message: 'invalid --metrics-token-file: give --metrics-token or --metrics-token-file, not both' });
+  const r = spawnSync(process.execPath, [CLI, '--metrics-token-file', `${dir}/empty`], { encoding: 'utf8' });
+  t.equal(r.status, 2);
+  t.equal(r.stderr.trimEnd().split('\n').length, 1);
 });

@@ -1,10 +1,11 @@
 // The primary's registry. Every value is read at scrape time from state the accept path keeps
 // anyway (plain numbers), so metrics cost the accept path nothing.
-import { Gauge, Registry, collectDefaultMetrics } from 'prom-client';
+import { Gauge, Registry } from 'prom-client';
 import { RESTART_REASONS, type Counters } from './counters.js';
 import { connectionCounters, readCounter, readLabelledCounter } from './collect.js';
 import { kernelQueuesReadable, listenOverflows, listenQueueDepth } from './kernel.js';
-import { EVENT_LOOP_PRECISION_MS, LABEL_WORKER, PRIMARY_WORKER } from './names.js';
+import { LABEL_WORKER, PRIMARY_WORKER } from './names.js';
+import { defaultMetrics } from './defaults.js';
 import type { Pool, WorkerState } from '../primary/pool.js';
 import type { AcceptorOptions } from '../options.js';
 
@@ -25,7 +26,7 @@ const STATES: WorkerState[] = ['starting', 'ready', 'stalled', 'draining'];
 export function primaryRegistry(opts: AcceptorOptions, s: PrimaryState): Registry {
   const register = new Registry();
   const registers = [register];
-  collectDefaultMetrics({ register, labels: { [LABEL_WORKER]: PRIMARY_WORKER }, eventLoopMonitoringPrecision: EVENT_LOOP_PRECISION_MS });
+  defaultMetrics(register, { [LABEL_WORKER]: PRIMARY_WORKER });
 
   new Gauge({ name: 'acceptor_info', help: 'Configuration of this acceptor (value 1).', labelNames: ['strategy', 'transport', 'protocol', 'version'], registers }).set(
     { strategy: opts.strategy, transport: s.transport, protocol: opts.protocol, version: s.version },

@@ -1,9 +1,10 @@
 // A worker's registry: its own connections, hand-off latency, and Node's process metrics,
 // labelled worker="<slot>". The primary collects it over IPC on each scrape.
-import { Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import { Gauge, Histogram, Registry } from 'prom-client';
 import type { Counters } from './counters.js';
 import { connectionCounters, readLabelledCounter } from './collect.js';
-import { EVENT_LOOP_PRECISION_MS, LABEL_WORKER } from './names.js';
+import { LABEL_WORKER } from './names.js';
+import { defaultMetrics } from './defaults.js';
 
 /** Hand-off latency buckets, seconds: 10µs … 10s (queue waits included). */
 const DISPATCH_BUCKETS = [0.00001, 0.000025, 0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
@@ -17,7 +18,7 @@ export function workerRegistry(slot: number, counters: Counters, open: () => num
   const register = new Registry();
   const registers = [register];
   const worker = String(slot);
-  collectDefaultMetrics({ register, labels: { [LABEL_WORKER]: worker }, eventLoopMonitoringPrecision: EVENT_LOOP_PRECISION_MS });
+  defaultMetrics(register, { [LABEL_WORKER]: worker });
   connectionCounters(registers, counters);
   readLabelledCounter(
     registers,

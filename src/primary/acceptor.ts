@@ -29,7 +29,10 @@ export interface Acceptor {
   readonly log: Logger;
   /** The cluster-wide scrape, as /metrics serves it. */
   metrics(): Promise<string>;
-  /** Resolves once every worker has been ready (may never, if the handler cannot load). */
+  /**
+   * Resolves once every worker has been ready. Rejects if the handler cannot be loaded before any
+   * worker was ever ready (the error says which module and why); close() then.
+   */
   readonly ready: Promise<void>;
   /** Rolling reload: new worker up and ready, then the old one drained, one slot at a time. */
   reload(): Promise<void>;
@@ -73,6 +76,7 @@ export async function startAcceptor(input: Partial<AcceptorOptions> = {}): Promi
     exit: (rec) => dispatch?.onExit(rec),
     message: (rec, msg) => (msg.t === 'm' ? scrape?.onMessage(rec, msg) : msg.t === 'd' ? dispatch?.closed(rec, msg.n) : undefined),
     link: () => dispatch?.transport.prepareFork(),
+    failed: (error) => failStart(new Error(error)),
   });
   if (handoff) {
     const busy = busyPayload(opts.protocol, opts.retryAfter, opts.tcpBusy);
@@ -92,7 +96,12 @@ export async function startAcceptor(input: Partial<AcceptorOptions> = {}): Promi
     const m = metricsServer.address() as { address: string; port: number };
     log.info({ address: m.address, port: m.port, token: opts.metricsToken !== undefined }, 'metrics listening');
   }
-  const ready = pool.start().then(() => log.info({ workers: opts.workers }, 'acceptor ready'));
+  let failStart: (err: Error) => void = () => {};
+  const ready = Promise.race([
+    pool.start(),
+    new Promise<never>((_, reject) => (failStart = reject)),
+  ]).then(() => log.info({ workers: opts.workers }, 'acceptor ready'));
+  ready.catch(() => {}); // a caller that never awaits it must not crash on the rejection
 
   let closing: Promise<number> | undefined;
   let reloading: Promise<void> | undefined;

@@ -41,6 +41,8 @@ export interface PoolHooks {
   message(rec: WorkerRecord, msg: FromWorker): void;
   /** A descriptor for the next worker to inherit as fd 4 (the fdpass channel), if any. */
   link?(): ForkLink | undefined;
+  /** The handler cannot load and no worker has ever been ready: the start has failed. */
+  failed?(error: string): void;
 }
 
 const BACKOFF_BASE_MS = 100;
@@ -58,6 +60,8 @@ export class Pool {
   private stopping = false;
   private exitWaiters = new Map<WorkerRecord, () => void>();
   private allReady: (() => void) | undefined;
+  /** A worker has been ready at least once: from then on, load failures back off instead. */
+  private everReady = false;
 
   constructor(
     private readonly opts: AcceptorOptions,
@@ -130,7 +134,12 @@ export class Pool {
       }
       return;
     }
+    if (msg.t === 'fail') {
+      if (!this.everReady && !rec.candidate) this.hooks.failed?.(msg.error);
+      return;
+    }
     if (msg.t === 'ready') {
+      this.everReady = true;
       rec.state = 'ready';
       rec.readyAt = rec.lastBeat = Date.now();
       this.setReady(rec);

@@ -2,7 +2,7 @@
 // accepts itself (round-robin / shared / reuseport), reports closes and heartbeats, drains.
 import { createServer as createNetServer, Socket } from 'node:net';
 import { createLogger } from '../log.js';
-import { loadHandler } from '../handler/load.js';
+import { loadError, loadHandler } from '../handler/load.js';
 import { busyPayload, makeRefuse } from '../admission/busy.js';
 import { Counters, countOnce } from '../metrics/counters.js';
 import { workerRegistry } from '../metrics/worker.js';
@@ -30,8 +30,12 @@ let handler;
 try {
   handler = await loadHandler(opts.handler, opts.protocol);
 } catch (err) {
+  const error = `cannot load handler ${opts.handler}: ${loadError(opts.handler!, err)}`;
   log.fatal({ handler: opts.handler, err }, 'cannot load handler');
-  process.exit(1);
+  // The primary decides: fail the start, or back off and retry once the app has run healthy.
+  send({ t: 'fail', error }, () => process.exit(1));
+  setTimeout(() => process.exit(1), 1000);
+  await new Promise(() => {});
 }
 
 const sockets = new Set<Socket>();

@@ -30,6 +30,8 @@ export type ToWorker =
 
 export type FromWorker =
   | { t: 'ready' }
+  /** The handler could not be loaded: why, in one line; the worker exits next. */
+  | { t: 'fail'; error: string }
   /** Heartbeat, for the watchdog. */
   | { t: 'hb' }
   /** `n` handed-off connections have closed (batched per event-loop turn). */

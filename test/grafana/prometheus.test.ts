@@ -5,10 +5,9 @@ import { spawn, spawnSync } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { start, fixture, until } from '../helpers/cli.js';
+import { start, fixture, until, freeFixedPort } from '../helpers/cli.js';
 import { get, rawRequest } from '../helpers/http.js';
 import { queries } from '../../grafana/dashboard.js';
-import { freePort } from '../../bench/targets.js';
 
 const GRAFANA = fileURLToPath(new URL('../../grafana/', import.meta.url));
 const have = (cmd: string): boolean => spawnSync(cmd, ['--version']).status === 0;
@@ -37,7 +36,7 @@ t.test('every dashboard query and alert expression returns data from a real Prom
   t.teardown(() => acc.stop('SIGKILL'));
 
   const dir = t.testdir();
-  const promPort = await freePort();
+  const promPort = await freeFixedPort();
   writeFileSync(join(dir, 'alerts.yml'), readFileSync(join(GRAFANA, 'alerts.yml')));
   writeFileSync(join(dir, 'prometheus.yml'), `global: { scrape_interval: 1s, evaluation_interval: 1s }\nrule_files: [alerts.yml]\nscrape_configs:\n  - job_name: cluster-acceptor\n    static_configs:\n      - targets: ['127.0.0.1:${acc.metricsPort}']\n`);
   t.equal(spawnSync('promtool', ['check', 'config', join(dir, 'prometheus.yml')]).status, 0, 'test config valid');

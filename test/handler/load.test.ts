@@ -1,14 +1,15 @@
 // The user's handler: loaded in workers only; failures are logged with the path and survived.
-import t from 'tap';
-import { start, run, fixture, sleep, workerPids } from '../helpers/cli.js';
+import t, { type Test } from 'tap';
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { start, run, fixture, sleep, tagged, workerPids } from '../helpers/cli.js';
 import { get, rawRequest } from '../helpers/http.js';
-import { loadHandler } from '../../src/handler/load.js';
+import { loadHandler, stripsTypes } from '../../src/handler/load.js';
 import { builtinHttp, builtinTcp } from '../../src/handler/builtin.js';
 
 t.test('no --handler gives the built-in apps', async (t) => {
   t.equal(await loadHandler(undefined, 'http'), builtinHttp);
   t.equal(await loadHandler(undefined, 'tcp'), builtinTcp);
-  await t.rejects(loadHandler(fixture('no-default.mjs'), 'http'), { message: /has no default export function/ });
 });
 
 t.test('built-in http app routes', async (t) => {
@@ -21,32 +22,80 @@ t.test('built-in http app routes', async (t) => {
   t.equal(post.status, 200);
 });
 
-t.test('a handler that throws at load: logged with its path, retried with backoff, primary stays up', async (t) => {
-  const path = fixture('throws-at-load.mjs');
-  const acc = run(['--workers', '1', '--handler', path], { wait: 'listening' });
+/** Starts the CLI with `handler` and waits for it to exit: a start that must fail. */
+async function failedStart(t: Test, handler: string): Promise<{ code: number | null; line: string; left: number[] }> {
+  const acc = run(['--workers', '2', '--handler', handler], { wait: 'none' });
   t.teardown(() => acc.stop('SIGKILL'));
-  await acc.started;
-  const fatal = await acc.waitFor((l) => l.msg === 'cannot load handler');
-  t.equal(fatal.handler, path, 'the module path is logged');
-  t.match(JSON.stringify(fatal.err), /handler exploded while loading/, 'with the cause');
-  await sleep(2000);
-  const deaths = acc.lines.filter((l) => l.msg === 'worker died');
-  // 100ms, 200ms, 400ms, 800ms … : at most about 5 attempts in 2s, not hundreds.
-  t.ok(deaths.length >= 2 && deaths.length <= 6, `backed off: ${deaths.length} restarts in 2s`);
-  t.same(deaths.map((d) => d.reason), deaths.map(() => 'startup'));
-  const delays = deaths.map((d) => Number(d.restartInMs));
-  t.ok(delays.every((d, i) => i === 0 || d >= delays[i - 1]!), `delays grow: ${delays}`);
-  t.equal(acc.proc.exitCode, null, 'the primary is still running');
-  // While no worker is alive, a client is told busy (no_worker) rather than left waiting.
-  const r = await rawRequest(acc.port).response;
-  t.equal(r.status, 503);
+  const { code } = await acc.exited;
+  return { code, line: acc.stderr().trimEnd(), left: tagged(acc.tag) };
+}
+
+t.test('a handler that throws at load fails the start: exit 1, one line naming the module and the cause', async (t) => {
+  const path = fixture('throws-at-load.mjs');
+  const r = await failedStart(t, path);
+  t.equal(r.code, 1);
+  t.equal(r.line, `acceptor: cannot load handler ${path}: handler exploded while loading`);
+  t.same(r.left, [], 'no process left');
 });
 
-t.test('a module without a default function is handled the same way', async (t) => {
-  const acc = run(['--workers', '1', '--handler', fixture('no-default.mjs')], { wait: 'listening' });
+t.test('a module with only named exports fails the start and says what it exports', async (t) => {
+  const r = await failedStart(t, fixture('named-only.mjs'));
+  t.equal(r.code, 1);
+  t.match(r.line, /^acceptor: cannot load handler .*named-only\.mjs: no default export function \(got undefined; the module exports handler\): export default a \(req, res\) listener$/);
+  t.equal(r.line.split('\n').length, 1, 'one line');
+  await t.rejects(loadHandler(fixture('no-default.mjs'), 'http'), { message: /no default export function \(got undefined; the module exports notAHandler\)/ });
+});
+
+t.test("tsc's CommonJS output (exports.default) is a handler", async (t) => {
+  const acc = await start(['--workers', '1', '--handler', fixture('tsc-commonjs.cjs')]);
   t.teardown(() => acc.stop('SIGKILL'));
-  const fatal = await acc.waitFor((l) => l.msg === 'cannot load handler');
-  t.match(JSON.stringify(fatal.err), /has no default export function/);
+  t.equal((await get(acc.port, '/')).body, 'from exports.default\n');
+});
+
+t.test(`a .ts handler: ${stripsTypes() ? 'this Node strips types, so it serves' : 'this Node cannot run it, so the start fails saying what to do'}`, async (t) => {
+  const path = fixture('typed.ts');
+  if (stripsTypes()) {
+    const acc = await start(['--workers', '1', '--handler', path]);
+    t.teardown(() => acc.stop('SIGKILL'));
+    t.equal((await get(acc.port, '/')).body, 'typed GET\n');
+  } else {
+    const r = await failedStart(t, path);
+    t.equal(r.code, 1);
+    t.equal(r.line, `acceptor: cannot load handler ${path}: Node ${process.version} does not run TypeScript: compile it (tsc) and pass the .js file, or use Node >= 22.18, which strips types`);
+  }
+});
+
+t.test('a handler that stops loading after a healthy start: backoff, the primary stays up, clients told busy', async (t) => {
+  const marker = join(t.testdir(), 'broken');
+  const acc = await start(['--workers', '1', '--handler', fixture('throws-if-marker.mjs')], { env: { MARKER: marker } });
+  t.teardown(() => acc.stop('SIGKILL'));
+  writeFileSync(marker, '');
+  const mark = acc.lines.length;
+  process.kill(workerPids(acc)[0]!, 'SIGKILL');
+  await acc.waitFor((l) => l.msg === 'cannot load handler', 10_000, mark);
+  await sleep(2000);
+  const deaths = acc.lines.slice(mark).filter((l) => l.msg === 'worker died');
+  // It died within a second of being ready, so the backoff starts: 100 ms, then doubling.
+  const delays = deaths.map((d) => Number(d.restartInMs));
+  t.ok(deaths.length >= 3 && deaths.length <= 6, `backed off: ${deaths.length} restarts in about 2 s`);
+  t.same(delays, [100, 200, 400, 800, 1600, 3200].slice(0, delays.length), `delays double: ${delays.join(', ')}`);
+  t.equal(acc.proc.exitCode, null, 'the primary is still running');
+  const r = await rawRequest(acc.port).response;
+  t.equal(r.status, 503, 'a client is told busy (no worker) rather than left waiting');
+});
+
+t.test('a reload whose handler no longer loads keeps the old workers serving', async (t) => {
+  const marker = join(t.testdir(), 'broken');
+  const acc = await start(['--workers', '1', '--handler', fixture('throws-if-marker.mjs')], { env: { MARKER: marker } });
+  t.teardown(() => acc.stop('SIGKILL'));
+  const pids = workerPids(acc);
+  writeFileSync(marker, '');
+  const mark = acc.lines.length;
+  acc.proc.kill('SIGHUP');
+  await acc.waitFor((l) => /reload stopped/.test(String(l.msg)), 10_000, mark);
+  t.equal((await get(acc.port, '/')).body, 'ok\n', 'the old worker serves on');
+  t.same(workerPids(acc), pids, 'the same worker');
+  t.equal(acc.proc.exitCode, null, 'and the primary runs');
 });
 
 t.test('a handler that throws per request: 500 without details, and the worker survives', async (t) => {

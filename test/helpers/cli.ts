@@ -162,3 +162,21 @@ export const TRANSPORTS = ['fdpass', 'ipc'] as const;
 
 /** Open descriptors of a process now. */
 export const openFds = (pid: number): number => readdirSync(`/proc/${pid}/fd`).length;
+
+/**
+ * A free loopback port below the kernel's ephemeral range (ip_local_port_range): a port from
+ * listen(0) is in that range, where after a storm client ports sit in TIME_WAIT and a later bind
+ * of the same number can fail.
+ */
+export async function freeFixedPort(): Promise<number> {
+  const [low] = readFileSync('/proc/sys/net/ipv4/ip_local_port_range', 'utf8').trim().split(/\s+/).map(Number) as [number];
+  const { createServer } = await import('node:net');
+  for (;;) {
+    const port = 10_000 + Math.floor(Math.random() * (low - 10_000));
+    const ok = await new Promise<boolean>((resolve) => {
+      const s = createServer().once('error', () => resolve(false));
+      s.listen(port, '127.0.0.1', () => s.close(() => resolve(true)));
+    });
+    if (ok) return port;
+  }
+}

@@ -2,7 +2,7 @@
 import t from 'tap';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { start, run, fixture, sleep, until } from '../helpers/cli.js';
+import { start, fixture, sleep, until } from '../helpers/cli.js';
 import { rawRequest, get } from '../helpers/http.js';
 import { scrape, value, read } from '../helpers/metrics.js';
 
@@ -84,16 +84,20 @@ t.test('worker_full +1 where workers accept (round-robin)', async (t) => {
 });
 
 t.test('no_worker +1 while every worker is down', async (t) => {
-  const acc = run(['--workers', '1', '--handler', fixture('throws-at-load.mjs')], { wait: 'listening' });
+  // A handler that loads at first, then stops loading: the worker that dies is not replaced at
+  // once (its replacements fail at load, with backoff), so for a while no worker can take anything.
+  const marker = join(t.testdir(), 'broken');
+  const acc = await start(['--workers', '1', '--handler', fixture('throws-if-marker.mjs')], { env: { MARKER: marker } });
   t.teardown(() => acc.stop('SIGKILL'));
-  await acc.started;
-  await acc.waitFor((l) => l.msg === 'metrics listening');
-  const port = Number(acc.lines.find((l) => l.msg === 'metrics listening')!.port);
-  await acc.waitFor((l) => l.msg === 'worker died');
-  const b = await read(port, REJ('no_worker'));
+  writeFileSync(marker, '');
+  const mark = acc.lines.length;
+  process.kill(Number(acc.lines.find((l) => l.msg === 'worker ready')!.workerPid), 'SIGKILL');
+  await acc.waitFor((l) => l.msg === 'worker died' && l.reason === 'startup', 10_000, mark);
+  const b = await read(acc.metricsPort, REJ('no_worker'));
   t.equal((await rawRequest(acc.port).response).status, 503);
-  t.equal((await read(port, REJ('no_worker'))) - b, 1, 'no_worker +1');
-  t.ok((await read(port, 'acceptor_worker_restarts_total{reason="startup"}')) >= 1, 'restarts counted as startup');
+  t.equal((await read(acc.metricsPort, REJ('no_worker'))) - b, 1, 'no_worker +1');
+  t.equal(await read(acc.metricsPort, 'acceptor_worker_restarts_total{reason="crash"}'), 1, 'the killed one counted as a crash');
+  t.ok((await read(acc.metricsPort, 'acceptor_worker_restarts_total{reason="startup"}')) >= 1, 'its failing replacements as startup');
 });
 
 t.test('shutting_down +1 for a connection during the drain', async (t) => {
