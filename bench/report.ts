@@ -69,12 +69,15 @@ const rej = (r: Record<string, number> | undefined): string => {
 
 export function ratios(runs: RunResult[]): Ratio[] {
   const out: Ratio[] = [];
-  const baselines = ['cluster rr', 'node:http', 'nginx', 'handoff (metrics off)'];
+  const baselines = ['cluster rr', 'node:http', 'nginx', 'shared', 'handoff (metrics off)', 'handoff (ipc)'];
+  // The default against every baseline; the other strategies against the external ones only.
+  const forDefaultOnly = new Set(['shared', 'handoff (metrics off)', 'handoff (ipc)']);
   for (const r of runs) {
-    if (r.kind !== 'acceptor' || r.skipped || r.target === 'handoff (metrics off)') continue;
+    if (r.kind !== 'acceptor' || r.skipped || r.target === 'handoff (metrics off)' || r.target === 'handoff (ipc)') continue;
     for (const b of baselines) {
+      if (b === r.target || (forDefaultOnly.has(b) && r.target !== 'handoff')) continue;
       const base = runs.find((x) => x.scenario === r.scenario && x.target === b && !x.skipped && x.rate > 0);
-      if (base && (b !== 'handoff (metrics off)' || r.target === 'handoff')) out.push({ scenario: r.scenario, target: r.target, baseline: b, ratio: r.rate / base.rate });
+      if (base) out.push({ scenario: r.scenario, target: r.target, baseline: b, ratio: r.rate / base.rate });
     }
   }
   return out;

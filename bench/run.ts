@@ -37,7 +37,7 @@ const USAGE = `Usage: npm run bench -- [options]
   --saturation-connections <n>  concurrent clients in the saturation scenario (default 400)
   --workers <n>              workers for the acceptor, the cluster baseline and nginx (default: available parallelism)
   --scenarios <a,b>          ${ALL_SCENARIOS.join(',')} (default: all)
-  --targets <a,b>            handoff,round-robin,shared,reuseport,handoff-no-metrics,node-http,cluster-rr,nginx (default: all)
+  --targets <a,b>            handoff,round-robin,shared,reuseport,handoff-no-metrics,handoff-ipc,node-http,cluster-rr,nginx (default: all)
   --nginx <path>             nginx binary (default: nginx on PATH or /usr/sbin/nginx; skipped with a reason if missing)
   --out <dir>                where results go (default bench/results)
 `;
@@ -96,6 +96,7 @@ function targetsFor(o: BenchOptions, scenario: Scenario): (TargetSpec & { id: st
     { id: 'shared', name: 'shared', kind: 'acceptor', strategy: 'shared' },
     { id: 'reuseport', name: 'reuseport', kind: 'acceptor', strategy: 'reuseport' },
     { id: 'handoff-no-metrics', name: 'handoff (metrics off)', kind: 'acceptor', strategy: 'handoff', metrics: false },
+    { id: 'handoff-ipc', name: 'handoff (ipc)', kind: 'acceptor', strategy: 'handoff', transport: 'ipc' },
     { id: 'node-http', name: 'node:http', kind: 'single' },
     { id: 'cluster-rr', name: 'cluster rr', kind: 'cluster-rr' },
     { id: 'nginx', name: 'nginx', kind: 'nginx' },

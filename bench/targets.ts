@@ -15,6 +15,8 @@ export interface TargetSpec {
   kind: 'acceptor' | 'single' | 'cluster-rr' | 'nginx';
   strategy?: string;
   metrics?: boolean;
+  /** handoff's transport, where not the default (auto). */
+  transport?: 'ipc' | 'fdpass';
 }
 
 export interface Setup {
@@ -75,6 +77,7 @@ function stopper(proc: ChildProcess): () => Promise<void> {
 async function startAcceptor(t: TargetSpec, s: Setup): Promise<Running> {
   const args = [CLI, '--host', '127.0.0.1', '--port', '0', '--metrics-port', '0', '--workers', String(s.workers), '--strategy', t.strategy!, '--backlog', String(s.backlog), '--max-connections', String(s.maxConnections), '--handler', handlerPath(s.handler), '--drain-timeout', '2s'];
   if (t.metrics === false) args.push('--no-metrics');
+  if (t.transport) args.push('--transport', t.transport);
   const proc = spawn(process.execPath, args, { env: { ...process.env, CPU_MS: String(s.cpuMs) }, stdio: ['ignore', 'pipe', 'inherit'] });
   const lines: Record<string, unknown>[] = [];
   proc.stdout!.on('data', (d: Buffer) => {
