@@ -76,6 +76,18 @@ static void cb_call(js_cb* c, size_t argc, napi_value* argv) {
   }
 }
 
+// Calls back into JS with the arguments built inside a handle scope of their own (from a libuv
+// callback there is none). `env` in the arguments is the callback's.
+#define CALL_JS(cb, ...)                                       \
+  do {                                                        \
+    napi_env env = (cb)->env;                                 \
+    napi_handle_scope scope_;                                 \
+    napi_open_handle_scope(env, &scope_);                     \
+    napi_value argv_[] = {__VA_ARGS__};                       \
+    cb_call((cb), sizeof argv_ / sizeof argv_[0], argv_);     \
+    napi_close_handle_scope(env, scope_);                     \
+  } while (0)
+
 static napi_value int32_array(napi_env env, const int* src, size_t n) {
   void* data;
   napi_value ab, ta;
@@ -211,12 +223,7 @@ static void on_acceptable(uv_poll_t* h, int status, int events) {
     }
   }
   if (n == 0 && failed == 0) return;
-  napi_env env = l->onbatch.env;
-  napi_handle_scope scope;
-  napi_open_handle_scope(env, &scope);
-  napi_value argv[3] = {int32_array(env, l->fds, n), num(env, failed), num(env, lastErr)};
-  cb_call(&l->onbatch, 3, argv);
-  napi_close_handle_scope(env, scope);
+  CALL_JS(&l->onbatch, int32_array(env, l->fds, n), num(env, failed), num(env, lastErr));
 }
 
 // listen(fd, onBatch(fds: Int32Array, failed: number, errno: number)) -> handle
@@ -316,22 +323,16 @@ static void channel_update(channel_t* c) {
 
 static void on_channel(uv_poll_t* h, int status, int events) {
   channel_t* c = h->data;
-  napi_env env = c->onclosed.env;
   if (status < 0) events = UV_READABLE | UV_WRITABLE;
   if (events & UV_READABLE) {
     uint32_t n = drain_reports(c->fd);
-    if (n > 0) {
-      napi_handle_scope scope;
-      napi_open_handle_scope(env, &scope);
-      napi_value argv[1] = {num(env, n)};
-      cb_call(&c->onclosed, 1, argv);
-      napi_close_handle_scope(env, scope);
-    }
+    if (n > 0) CALL_JS(&c->onclosed, num(env, n));
   }
   if (c->closed) return;
   if ((events & UV_WRITABLE) && c->blocked) {
     c->blocked = 0;
     channel_update(c);
+    napi_env env = c->onwritable.env;
     napi_handle_scope scope;
     napi_open_handle_scope(env, &scope);
     cb_call(&c->onwritable, 0, NULL);
@@ -594,12 +595,7 @@ static void on_receivable(uv_poll_t* h, int status, int events) {
     rx->events = 0;
   }
   if (n == 0 && missing == 0) return;
-  napi_env env = rx->onbatch.env;
-  napi_handle_scope scope;
-  napi_open_handle_scope(env, &scope);
-  napi_value argv[3] = {int32_array(env, rx->fds, n), float64_array(env, rx->at, n), num(env, missing)};
-  cb_call(&rx->onbatch, 3, argv);
-  napi_close_handle_scope(env, scope);
+  CALL_JS(&rx->onbatch, int32_array(env, rx->fds, n), float64_array(env, rx->at, n), num(env, missing));
 }
 
 // receiver(fd, onBatch(fds: Int32Array, at: Float64Array, missing: number)) -> handle

@@ -1,6 +1,6 @@
 // A worker process: loads the user's handler, serves the connections it is given (handoff) or
 // accepts itself (round-robin / shared / reuseport), reports closes and heartbeats, drains.
-import { createServer as createNetServer, Socket } from 'node:net';
+import { createServer as createNetServer, type Socket } from 'node:net';
 import { createLogger } from '../log.js';
 import { loadError, loadHandler } from '../handler/load.js';
 import { busyPayload, makeRefuse } from '../admission/busy.js';
@@ -11,8 +11,7 @@ import { asSocket, type Conn } from '../dispatch/accept.js';
 import { createHttp } from './http.js';
 import { sweepIdle } from './idle.js';
 import { HEARTBEAT_MS, type FromWorker, type ToWorker, type WorkerConfig } from './protocol.js';
-import { loadFdpass, type FdpassAddon, type Receiver } from '../native/fdpass.js';
-import { CHANNEL_FD } from '../dispatch/transport.js';
+import { receiveHandoffs, type HandoffChannel } from './fdpass.js';
 
 const config = JSON.parse(process.env.ACCEPTOR_WORKER_CONFIG ?? 'null') as WorkerConfig;
 delete process.env.ACCEPTOR_WORKER_CONFIG; // the handler's own child processes need not see it
@@ -66,14 +65,14 @@ function serveTcp(socket: Socket): void {
   }
 }
 
-// fdpass: hand-offs arrive on the channel inherited as fd 4, and closes are told back on it.
-let fdpass: { addon: FdpassAddon; rx: Receiver } | undefined;
+// fdpass: hand-offs arrive on their own channel, and closes are told back on it.
+let fdpass: HandoffChannel | undefined;
 
 function flushClosed(): void {
   const n = closedUnreported;
   closedUnreported = 0;
   if (n === 0) return;
-  if (fdpass) fdpass.addon.report(fdpass.rx, n);
+  if (fdpass) fdpass.report(n);
   else send({ t: 'd', n });
 }
 
@@ -121,36 +120,11 @@ if (!handoff) {
 }
 
 if (handoff && config.transport === 'fdpass') {
-  const loaded = loadFdpass();
-  if (!('addon' in loaded)) {
-    log.fatal({ reason: loaded.error }, 'fdpass transport unavailable in the worker');
-    process.exit(1);
-  }
-  const { addon } = loaded;
-  const rx = addon.receiver(CHANNEL_FD, (fds, at, missing) => {
-    const now = clock();
-    for (let i = 0; i < fds.length; i++) {
-      metrics?.dispatch.observe((now - at[i]!) / 1000);
-      let socket: Socket;
-      try {
-        socket = new Socket({ fd: fds[i]!, readable: true, writable: true });
-      } catch (err) {
-        // Not a socket Node can wrap: answered with a reset, counted, its slot freed.
-        addon.reset(fds[i]!);
-        log.error({ err }, 'hand-off could not be wrapped');
-        counters.errors.handoff_failed++;
-        reportClosed();
-        continue;
-      }
-      serve(socket);
-    }
-    // Out of descriptors here: the kernel closed these in transit. Their slots must be freed.
-    if (missing > 0) {
-      counters.errors.handoff_failed += missing;
-      reportClosed(missing);
-    }
-  });
-  fdpass = { addon, rx };
+  const failed = (n: number): void => {
+    counters.errors.handoff_failed += n;
+    reportClosed(n);
+  };
+  fdpass = receiveHandoffs((socket, waitedMs) => (metrics?.dispatch.observe(waitedMs / 1000), serve(socket)), failed, log);
 }
 
 process.on('message', (msg: ToWorker, handle?: Conn) => {
@@ -184,7 +158,7 @@ function exitDrained(): void {
   log.info('drained; exiting');
   if (fdpass) {
     flushClosed();
-    fdpass.addon.flushSync(fdpass.rx, 1000);
+    fdpass.flushSync(1000);
     process.exit(0);
   }
   const n = closedUnreported;

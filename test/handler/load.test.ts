@@ -2,7 +2,7 @@
 import t, { type Test } from 'tap';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { start, run, fixture, sleep, tagged, workerPids } from '../helpers/cli.js';
+import { start, run, fixture, sleep, tagged, workerPids, startThenBreakHandler } from '../helpers/cli.js';
 import { get, rawRequest } from '../helpers/http.js';
 import { loadHandler, stripsTypes } from '../../src/handler/load.js';
 import { builtinHttp, builtinTcp } from '../../src/handler/builtin.js';
@@ -66,12 +66,8 @@ t.test(`a .ts handler: ${stripsTypes() ? 'this Node strips types, so it serves' 
 });
 
 t.test('a handler that stops loading after a healthy start: backoff, the primary stays up, clients told busy', async (t) => {
-  const marker = join(t.testdir(), 'broken');
-  const acc = await start(['--workers', '1', '--handler', fixture('throws-if-marker.mjs')], { env: { MARKER: marker } });
+  const { acc, mark } = await startThenBreakHandler(t.testdir());
   t.teardown(() => acc.stop('SIGKILL'));
-  writeFileSync(marker, '');
-  const mark = acc.lines.length;
-  process.kill(workerPids(acc)[0]!, 'SIGKILL');
   await acc.waitFor((l) => l.msg === 'cannot load handler', 10_000, mark);
   await sleep(2000);
   const deaths = acc.lines.slice(mark).filter((l) => l.msg === 'worker died');

@@ -1,6 +1,6 @@
 // Runs the real `acceptor` CLI (dist) as a child process and reads its JSON log lines.
 import { spawn, type ChildProcess } from 'node:child_process';
-import { readdirSync, readFileSync } from 'node:fs';
+import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { randomUUID } from 'node:crypto';
 import { fileURLToPath } from 'node:url';
 
@@ -179,4 +179,18 @@ export async function freeFixedPort(): Promise<number> {
     });
     if (ok) return port;
   }
+}
+
+/**
+ * One worker whose handler loaded, then stops loading (a bad deploy after a good start): the
+ * worker is killed, and every replacement fails at load, with backoff. Returns the acceptor and
+ * the log index from the kill on.
+ */
+export async function startThenBreakHandler(dir: string): Promise<{ acc: Running; mark: number }> {
+  const marker = `${dir}/broken`;
+  const acc = await start(['--workers', '1', '--handler', fixture('throws-if-marker.mjs')], { env: { MARKER: marker } });
+  writeFileSync(marker, '');
+  const mark = acc.lines.length;
+  process.kill(workerPids(acc)[0]!, 'SIGKILL');
+  return { acc, mark };
 }

@@ -2,7 +2,7 @@
 import t from 'tap';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { start, fixture, sleep, until } from '../helpers/cli.js';
+import { start, fixture, sleep, until, startThenBreakHandler } from '../helpers/cli.js';
 import { rawRequest, get } from '../helpers/http.js';
 import { scrape, value, read } from '../helpers/metrics.js';
 
@@ -86,12 +86,8 @@ t.test('worker_full +1 where workers accept (round-robin)', async (t) => {
 t.test('no_worker +1 while every worker is down', async (t) => {
   // A handler that loads at first, then stops loading: the worker that dies is not replaced at
   // once (its replacements fail at load, with backoff), so for a while no worker can take anything.
-  const marker = join(t.testdir(), 'broken');
-  const acc = await start(['--workers', '1', '--handler', fixture('throws-if-marker.mjs')], { env: { MARKER: marker } });
+  const { acc, mark } = await startThenBreakHandler(t.testdir());
   t.teardown(() => acc.stop('SIGKILL'));
-  writeFileSync(marker, '');
-  const mark = acc.lines.length;
-  process.kill(Number(acc.lines.find((l) => l.msg === 'worker ready')!.workerPid), 'SIGKILL');
   await acc.waitFor((l) => l.msg === 'worker died' && l.reason === 'startup', 10_000, mark);
   const b = await read(acc.metricsPort, REJ('no_worker'));
   t.equal((await rawRequest(acc.port).response).status, 503);

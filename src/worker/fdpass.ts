@@ -1,0 +1,48 @@
+// The worker's end of the fdpass transport: hand-offs arrive on the channel inherited as fd 4, a
+// batch per wake-up, each wrapped as a net.Socket; closed connections are told back on it.
+import { Socket } from 'node:net';
+import { clock } from '../clock.js';
+import { CHANNEL_FD } from '../dispatch/transport.js';
+import { loadFdpass } from '../native/fdpass.js';
+import type { Logger } from '../log.js';
+
+export interface HandoffChannel {
+  /** `n` connections closed: their slots are free (batched by the caller, never lost). */
+  report(n: number): void;
+  /** Waits up to `ms` until every report is sent: before the process exits. */
+  flushSync(ms: number): void;
+}
+
+/**
+ * Starts receiving. `serve` gets each connection and how long it waited since the primary
+ * accepted it; `failed` gets hand-offs that arrived unusable (not wrappable, or dropped by the
+ * kernel in transit because this process was out of descriptors): counted and their slots freed.
+ */
+export function receiveHandoffs(serve: (socket: Socket, waitedMs: number) => void, failed: (n: number) => void, log: Logger): HandoffChannel {
+  const loaded = loadFdpass();
+  if (!('addon' in loaded)) {
+    log.fatal({ reason: loaded.error }, 'fdpass transport unavailable in the worker');
+    process.exit(1);
+  }
+  const { addon } = loaded;
+  const rx = addon.receiver(CHANNEL_FD, (fds, at, missing) => {
+    const now = clock();
+    for (let i = 0; i < fds.length; i++) {
+      let socket: Socket;
+      try {
+        socket = new Socket({ fd: fds[i]!, readable: true, writable: true });
+      } catch (err) {
+        addon.reset(fds[i]!);
+        log.error({ err }, 'hand-off could not be wrapped');
+        failed(1);
+        continue;
+      }
+      serve(socket, now - at[i]!);
+    }
+    if (missing > 0) failed(missing);
+  });
+  return {
+    report: (n) => void addon.report(rx, n),
+    flushSync: (ms) => void addon.flushSync(rx, ms),
+  };
+}
