@@ -2,7 +2,8 @@
 import t from 'tap';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { start, fixture, sleep, TRANSPORTS } from '../helpers/cli.js';
+import { start, fixture, sleep, until, TRANSPORTS } from '../helpers/cli.js';
+import { scrape, value } from '../helpers/metrics.js';
 import { rawRequest, type Pending } from '../helpers/http.js';
 
 /** Opens connections one after another, so the primary accepts them in this order. */
@@ -24,13 +25,31 @@ for (const transport of TRANSPORTS) {
     const acc = await start(['--transport', transport, '--workers', String(W), '--max-connections', String(C), '--backlog', String(B), '--handler', fixture('hold.mjs')], { env: { HOLD_FILE: holdFile } });
     t.teardown(() => acc.stop('SIGKILL'));
 
-    const conns = await openInOrder(acc.port, W * C + B + EXTRA);
+    const before = await scrape(acc.metricsPort);
+    const admitted = await openInOrder(acc.port, W * C + B);
+    // While they are held: each worker has exactly C (least-loaded, C enforced per worker) and
+    // exactly B wait in the queue.
+    const held = await until(async () => {
+      const m = await scrape(acc.metricsPort);
+      return value(m, 'acceptor_queue_depth') === B && value(m, 'acceptor_worker_connections{worker="1"}') === C && value(m, 'acceptor_worker_connections{worker="2"}') === C ? m : undefined;
+    }, 10_000).catch(async () => scrape(acc.metricsPort)) as string;
+    t.equal(value(held, 'acceptor_worker_connections{worker="1"}'), C, 'worker 1 holds C');
+    t.equal(value(held, 'acceptor_worker_connections{worker="2"}'), C, 'worker 2 holds C');
+    t.equal(value(held, 'acceptor_queue_depth'), B, 'B wait');
+    t.equal(value(held, 'acceptor_worker_max_connections'), C);
+    t.equal(value(held, 'acceptor_queue_capacity'), B);
+    const accepted = value(held, 'acceptor_connections_accepted_total')! - value(before, 'acceptor_connections_accepted_total')!;
+    const handled = value(held, 'acceptor_connections_handled_total{worker="1"}')! + value(held, 'acceptor_connections_handled_total{worker="2"}')!;
+    t.equal(accepted, handled + value(held, 'acceptor_queue_depth')!, 'accepted = handled + rejected (none yet) + queue depth');
+    const extra = await openInOrder(acc.port, EXTRA);
+    const conns = [...admitted, ...extra];
     const settled = new Set<number>();
     conns.forEach((c, i) => void c.response.then(() => settled.add(i)));
 
-    // The refused ones answer while every admitted one is still held.
-    const refused = await Promise.all(conns.slice(W * C + B).map((c) => c.response));
+    // The refused ones answer at once, while every admitted one is still held.
+    const refused = await Promise.all(extra.map((c) => c.response));
     for (const r of refused) {
+      t.ok(r.ms < 1000, `told busy in ${r.ms} ms`);
       t.equal(r.status, 503, 'told busy');
       t.equal(r.headers['retry-after'], '1', 'with Retry-After');
       t.equal(r.headers['connection'], 'close', 'and Connection: close');
