@@ -2,10 +2,12 @@
 import t from 'tap';
 import { spawn, spawnSync } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
+import { connect } from 'node:net';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { start, fixture, tagged, sleep, workerPids, until, freeFixedPort } from './helpers/cli.js';
 import { rawRequest, get } from './helpers/http.js';
+import { read } from './helpers/metrics.js';
 
 const hasPrometheus = spawnSync('prometheus', ['--version']).status === 0;
 
@@ -82,7 +84,6 @@ t.test('idle keep-alive connections do not hold up the drain', async (t) => {
   const keep = rawRequest(acc.port, '/', '127.0.0.1');
   // rawRequest asks for close; open a keep-alive one by hand
   keep.socket.destroy();
-  const { connect } = await import('node:net');
   const s = connect(acc.port, '127.0.0.1');
   s.write('GET / HTTP/1.1\r\nHost: x\r\n\r\n');
   await new Promise((r) => s.once('data', r));
@@ -127,3 +128,43 @@ for (const script of ['start', 'prometheus'] as const) {
     if (script === 'start') t.match(out, /"msg":"stopped"/, 'after a drain');
   });
 }
+
+t.test('a second signal during the drain exits at once, with 1', async (t) => {
+  const holdFile = join(t.testdir(), 'never');
+  const acc = await start(['--workers', '1', '--drain-timeout', '30s', '--handler', fixture('hold.mjs')], { env: { HOLD_FILE: holdFile } });
+  t.teardown(() => acc.stop('SIGKILL'));
+  const held = rawRequest(acc.port);
+  await held.connected;
+  await until(() => acc.lines.some((l) => l.msg === 'worker ready'));
+  acc.proc.kill('SIGTERM');
+  await acc.waitFor((l) => l.msg === 'shutting down: draining');
+  await sleep(200);
+  t.equal(acc.proc.exitCode, null, 'the first signal drains (the request is held for up to 30 s)');
+  const t0 = Date.now();
+  acc.proc.kill('SIGTERM');
+  const { code } = await acc.exited;
+  const ms = Date.now() - t0;
+  t.equal(code, 1, 'exit 1');
+  t.ok(ms < 2000, `within ${ms} ms of the second signal, not the 30 s drain`);
+  t.ok(acc.lines.some((l) => l.msg === 'second signal: exiting without waiting for the drain'), 'and says why');
+});
+
+t.test('a keep-alive response in flight during the drain says Connection: close', async (t) => {
+  const holdFile = join(t.testdir(), 'release');
+  const acc = await start(['--workers', '1', '--handler', fixture('hold.mjs')], { env: { HOLD_FILE: holdFile } });
+  t.teardown(() => acc.stop('SIGKILL'));
+  const s = connect(acc.port, '127.0.0.1');
+  let data = '';
+  s.setEncoding('latin1').on('data', (d: string) => (data += d));
+  await new Promise((r) => s.once('connect', r));
+  s.write('GET / HTTP/1.1\r\nHost: x\r\n\r\n'); // keep-alive: HTTP/1.1 without Connection: close
+  await until(async () => (await read(acc.metricsPort, 'acceptor_worker_connections{worker="1"}')) === 1);
+  acc.proc.kill('SIGTERM');
+  await acc.waitFor((l) => l.msg === 'shutting down: draining');
+  writeFileSync(holdFile, '');
+  const closed = await new Promise<boolean>((r) => s.on('close', () => r(true)));
+  t.ok(closed, 'the server closed the connection after the response');
+  t.match(data, /^HTTP\/1\.1 200 OK\r\n/, 'served');
+  t.match(data, /\r\nConnection: close\r\n/i, 'told the client not to reuse it');
+  t.equal((await acc.exited).code, 0);
+});
