@@ -3,6 +3,7 @@
 //
 // Primary:  listen()  an accept4 loop on the listening socket: one JS call per wake-up with a
 //                     batch of descriptors, instead of one per connection.
+//           refuse()  "server busy" without a net.Socket: the answer, then a lingering close.
 //           channel() per worker a SOCK_SEQPACKET pair. send() passes up to 253 descriptors
 //                     per sendmsg (SCM_RIGHTS) with their accept times as the payload; on
 //                     EAGAIN it stops, in order, and calls back when writable. The primary keeps

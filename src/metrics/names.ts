@@ -13,8 +13,7 @@ export const LABEL_WORKER = 'worker';
 export const PRIMARY_WORKER = 'primary';
 
 /**
- * Event-loop lag sampling period of prom-client's default metrics. Its default (10 ms) wakes
- * every process 100 times a second and doubled the acceptor's idle CPU; lag worth alerting on is
- * far longer than 50 ms.
+ * Event-loop lag sampling period (eventloop.ts). prom-client's 10 ms wakes every process 100 times
+ * a second and doubled the acceptor's idle CPU; lag worth alerting on is far longer than 50 ms.
  */
 export const EVENT_LOOP_PRECISION_MS = 50;
