@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { start, fixture, tagged, sleep, workerPids, until, freeFixedPort } from './helpers/cli.js';
 import { rawRequest, get } from './helpers/http.js';
-import { read } from './helpers/metrics.js';
+import { read, scrape, value } from './helpers/metrics.js';
 
 const hasPrometheus = spawnSync('prometheus', ['--version']).status === 0;
 
@@ -28,7 +28,11 @@ for (const [signal, to] of cases) {
     const workers = workerPids(acc);
     const inflight = [rawRequest(acc.port), rawRequest(acc.port)];
     await Promise.all(inflight.map((r) => r.connected));
-    await sleep(200);
+    // Both held by the workers before the signal, not a fixed sleep hoping so.
+    await until(async () => {
+      const m = await scrape(acc.metricsPort);
+      return (value(m, 'acceptor_worker_connections{worker="1"}') ?? 0) + (value(m, 'acceptor_worker_connections{worker="2"}') ?? 0) === 2;
+    });
     process.kill(group ? -acc.proc.pid! : acc.proc.pid!, signal);
     await acc.waitFor((l) => l.msg === 'shutting down: draining');
     const late = await rawRequest(acc.port).response;
@@ -135,7 +139,8 @@ t.test('a second signal during the drain exits at once, with 1', async (t) => {
   t.teardown(() => acc.stop('SIGKILL'));
   const held = rawRequest(acc.port);
   await held.connected;
-  await until(() => acc.lines.some((l) => l.msg === 'worker ready'));
+  // The worker holds it (not merely the kernel or the channel): only then is there a drain to wait for.
+  await until(async () => (await read(acc.metricsPort, 'acceptor_worker_connections{worker="1"}')) === 1);
   acc.proc.kill('SIGTERM');
   await acc.waitFor((l) => l.msg === 'shutting down: draining');
   await sleep(200);
