@@ -1,11 +1,11 @@
 // Signals on the real process: SIGTERM / SIGINT drain and exit, no orphans.
-import t from 'tap';
+import t, { type Test } from 'tap';
 import { spawn, spawnSync } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import { connect } from 'node:net';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { start, fixture, tagged, sleep, workerPids, until, freeFixedPort } from './helpers/cli.js';
+import { start, fixture, tagged, sleep, workerPids, until, freeFixedPort, type Running } from './helpers/cli.js';
 import { rawRequest, get } from './helpers/http.js';
 import { read, scrape, value } from './helpers/metrics.js';
 
@@ -65,13 +65,20 @@ t.test('SIGTERM just as the workers die: the drain message fails quietly, exit 0
   }
 });
 
-t.test('drain timeout: a request that never finishes is cut, exit 1 within the timeout', async (t) => {
-  const holdFile = join(t.testdir(), 'never');
-  const acc = await start(['--workers', '1', '--drain-timeout', '500ms', '--handler', fixture('hold.mjs')], { env: { HOLD_FILE: holdFile } });
+/**
+ * One worker holding one request that never finishes, once the worker has it (not merely the
+ * kernel or the channel): only then is there a drain to wait for.
+ */
+async function holdingOne(t: Test, drainTimeout: string): Promise<Running> {
+  const acc = await start(['--workers', '1', '--drain-timeout', drainTimeout, '--handler', fixture('hold.mjs')], { env: { HOLD_FILE: join(t.testdir(), 'never') } });
   t.teardown(() => acc.stop('SIGKILL'));
-  const stuck = rawRequest(acc.port);
-  await stuck.connected;
-  await sleep(200);
+  await rawRequest(acc.port).connected;
+  await until(async () => (await read(acc.metricsPort, 'acceptor_worker_connections{worker="1"}')) === 1);
+  return acc;
+}
+
+t.test('drain timeout: a request that never finishes is cut, exit 1 within the timeout', async (t) => {
+  const acc = await holdingOne(t, '500ms');
   const t0 = Date.now();
   acc.proc.kill('SIGTERM');
   const { code } = await acc.exited;
@@ -134,13 +141,7 @@ for (const script of ['start', 'prometheus'] as const) {
 }
 
 t.test('a second signal during the drain exits at once, with 1', async (t) => {
-  const holdFile = join(t.testdir(), 'never');
-  const acc = await start(['--workers', '1', '--drain-timeout', '30s', '--handler', fixture('hold.mjs')], { env: { HOLD_FILE: holdFile } });
-  t.teardown(() => acc.stop('SIGKILL'));
-  const held = rawRequest(acc.port);
-  await held.connected;
-  // The worker holds it (not merely the kernel or the channel): only then is there a drain to wait for.
-  await until(async () => (await read(acc.metricsPort, 'acceptor_worker_connections{worker="1"}')) === 1);
+  const acc = await holdingOne(t, '30s');
   acc.proc.kill('SIGTERM');
   await acc.waitFor((l) => l.msg === 'shutting down: draining');
   await sleep(200);

@@ -28,7 +28,6 @@ interface Link {
 const RETRY_MS = 10;
 
 export class FdpassTransport implements Transport<number> {
-  readonly name = 'fdpass';
   private sink!: Sink<number>;
   private listener: Listener | undefined;
   private dirty: Link[] = [];

@@ -44,6 +44,11 @@ export class Handoff<C> implements Sink<C> {
   }
 
   batchDone(): void {
+    this.sendAssigned();
+  }
+
+  /** Sends what was assigned; whether freed slots must now be heard at once follows the queue. */
+  private sendAssigned(): void {
     this.transport.flush();
     this.transport.slotsWanted(this.queue.length > 0);
   }
@@ -106,8 +111,7 @@ export class Handoff<C> implements Sink<C> {
       const q = this.queue.shift()!;
       this.assign(w, q.item, q.at);
     }
-    this.transport.flush();
-    this.transport.slotsWanted(this.queue.length > 0);
+    this.sendAssigned();
   }
 
   closed(w: WorkerRecord, n: number): void {

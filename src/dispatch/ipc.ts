@@ -11,7 +11,6 @@ import { acceptRaw, asSocket, releaseSent, type Conn } from './accept.js';
 import type { Sink, Transport } from './transport.js';
 
 export class IpcTransport implements Transport<Conn> {
-  readonly name = 'ipc';
   private sink!: Sink<Conn>;
   /** While a dead worker's queue is reclaimed: its failed sends, collected in order. */
   private collecting: Waiting<Conn>[] | undefined;

@@ -32,7 +32,6 @@ export interface ForkLink {
 }
 
 export interface Transport<C = unknown> {
-  readonly name: TransportName;
   /** Takes over accepting on `server`. */
   start(server: Server, sink: Sink<C>): void;
   /** Hands `conn` to `w`, now or at the next flush(). */
