@@ -66,6 +66,8 @@ export interface AcceptorOptions {
   idleTimeout: number;
   /** Milliseconds a worker's event loop may stall before the watchdog replaces it; 0 = off. Default 5000. */
   watchdog: number;
+  /** Longest delay before a crash-looping worker is restarted (the delay doubles from 100 ms up to this). Default 10000. */
+  restartBackoffMax: number;
   /** pino level. Default `info`. */
   logLevel: LogLevel;
   /** `json` (default) or `pretty` for people at a terminal. */
@@ -176,6 +178,7 @@ export const SPECS: { [K in keyof AcceptorOptions]: Spec<K> }[keyof AcceptorOpti
   { key: 'keepAliveTimeout', flag: 'keep-alive-timeout', arg: '<dur>', help: 'idle time before a keep-alive connection is closed', def: () => 5_000, defHelp: '5s', parse: duration(1) },
   { key: 'idleTimeout', flag: 'idle-timeout', arg: '<dur>', help: 'time without traffic before any connection is closed', def: () => 120_000, defHelp: '2m', parse: duration(1) },
   { key: 'watchdog', flag: 'watchdog', arg: '<dur>', help: 'event-loop stall after which a worker is replaced (0 = off)', def: () => 5_000, defHelp: '5s', parse: duration(0) },
+  { key: 'restartBackoffMax', flag: 'restart-backoff-max', arg: '<dur>', help: 'cap of the crash-loop restart delay (doubles from 100ms)', def: () => 10_000, defHelp: '10s', parse: duration(100) },
   { key: 'logLevel', flag: 'log-level', arg: '<level>', help: LEVELS.join(' | '), def: () => 'info', defHelp: 'info', parse: oneOf<LogLevel>(...LEVELS) },
   { key: 'logFormat', flag: 'log-format', arg: '<fmt>', help: 'json | pretty', def: () => 'json', defHelp: 'json', parse: oneOf<LogFormat>('json', 'pretty') },
 ];

@@ -95,11 +95,16 @@ const BAD: [string[], string][] = [
   [['--keep-alive-timeout', '0'], 'keep-alive-timeout'],
   [['--idle-timeout', 'forever'], 'idle-timeout'],
   [['--transport', 'pigeon'], 'transport'],
+  [['--restart-backoff-max', '50ms'], 'restart-backoff-max'],
   [['--bogus', '1'], 'bogus'],
   [['--port'], 'port'],
   [['stray'], 'stray'],
   [['--no-port'], 'no-port'],
 ];
+
+t.test('every option has a bad value in the list above', async (t) => {
+  for (const s of SPECS) t.ok(BAD.some(([argv]) => argv[0] === `--${s.flag}`), `--${s.flag}`);
+});
 
 t.test('an invalid option exits 2 with one line naming it', async (t) => {
   for (const [args, flag] of BAD) {

@@ -46,7 +46,6 @@ export interface PoolHooks {
 }
 
 const BACKOFF_BASE_MS = 100;
-const BACKOFF_MAX_MS = 10_000;
 /** A worker that was ready this long proves the slot healthy again: its backoff resets. */
 const HEALTHY_AFTER_MS = 10_000;
 
@@ -191,7 +190,7 @@ export class Pool {
     if (upMs < 1000) fails++;
     else if (upMs >= HEALTHY_AFTER_MS) fails = 0;
     this.failures.set(rec.slot, fails);
-    const delay = fails === 0 ? 0 : Math.min(BACKOFF_MAX_MS, BACKOFF_BASE_MS * 2 ** (fails - 1));
+    const delay = fails === 0 ? 0 : Math.min(this.opts.restartBackoffMax, BACKOFF_BASE_MS * 2 ** (fails - 1));
     this.log.warn({ slot: rec.slot, code, signal, reason, lostConnections: rec.active, restartInMs: delay }, 'worker died');
     this.replace(rec.slot, reason, delay);
   }

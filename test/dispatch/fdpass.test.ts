@@ -1,12 +1,14 @@
 // The fdpass transport in the running acceptor: a worker's death, descriptor counts after a storm,
 // nothing leaking into a handler's children, and hand-offs in admission order.
 import t from 'tap';
-import { readFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
 import { connect } from 'node:net';
 import { join } from 'node:path';
 import { start, fixture, sleep, until, workerPids, openFds, TRANSPORTS } from '../helpers/cli.js';
-import { get, rawRequest } from '../helpers/http.js';
-import { scrape, value } from '../helpers/metrics.js';
+import { get, rawRequest, type Pending } from '../helpers/http.js';
+import { scrape, value, read } from '../helpers/metrics.js';
+import { listenQueueDepth } from '../../src/metrics/kernel.js';
 import { storm } from '../../bench/load/storm.js';
 
 for (const transport of TRANSPORTS) {
@@ -99,4 +101,88 @@ t.test('fdpass: hand-offs reach the worker in the order the primary admitted the
   }
   const got = (await Promise.all(answers)).map(Number);
   t.same(got, Array.from({ length: N }, (_, i) => i), `${N} connections, each the worker's ${N}th in the same order`);
+});
+
+/** Sets a process's soft descriptor limit (the hard one stays, so it can be raised again). */
+function softNofile(pid: number, n: number | 'unlimited'): void {
+  const hard = /Max open files\s+\d+\s+(\d+|unlimited)/.exec(readFileSync(`/proc/${pid}/limits`, 'utf8'))?.[1] ?? 'unlimited';
+  const r = spawnSync('prlimit', ['--pid', String(pid), `--nofile=${n === 'unlimited' ? hard : n}:${hard}`], { encoding: 'utf8' });
+  if (r.status !== 0) throw new Error(`prlimit: ${r.stderr}`);
+}
+
+for (const transport of TRANSPORTS) {
+  t.test(`${transport}: the primary out of descriptors: waiting clients are reset at once, counted accept_failed, and it recovers`, async (t) => {
+    const holdFile = join(t.testdir(), 'release');
+    const acc = await start(['--workers', '1', '--max-connections', '1', '--backlog', '1000', '--transport', transport, '--host', '127.0.0.1', '--handler', fixture('hold.mjs')], { env: { HOLD_FILE: holdFile } });
+    t.teardown(() => acc.stop('SIGKILL'));
+    const held = rawRequest(acc.port);
+    await until(async () => (await read(acc.metricsPort, 'acceptor_worker_connections{worker="1"}')) === 1);
+    const before = await scrape(acc.metricsPort);
+    const primary = acc.proc.pid!;
+    // Room for 10 more: queued connections are held by the primary, so the 11th accept fails.
+    softNofile(primary, openFds(primary) + 10);
+    const N = 40;
+    const conns: Pending[] = [];
+    for (let i = 0; i < N; i++) {
+      const c = rawRequest(acc.port, `/${i}`);
+      await c.connected.catch(() => {}); // reset before the client saw its connect complete
+      conns.push(c);
+    }
+    let reset = 0;
+    for (const c of conns) void c.response.then((r) => r.status === 0 && reset++);
+    // Every connection has left the kernel's queue: taken into the acceptor's, or reset.
+    await until(async () => reset > 0 && (await listenQueueDepth(acc.port)) === 0, 10_000);
+    softNofile(primary, 'unlimited');
+    const after = (await until(async () => { try { return await scrape(acc.metricsPort); } catch { return undefined; } }))!;
+    const failed = value(after, 'acceptor_connection_errors_total{reason="accept_failed"}')! - value(before, 'acceptor_connection_errors_total{reason="accept_failed"}')!;
+    const accepted = value(after, 'acceptor_connections_accepted_total')! - value(before, 'acceptor_connections_accepted_total')!;
+    const queued = value(after, 'acceptor_queue_depth')!;
+    t.ok(reset >= 20, `most of the ${N} were reset: ${reset}`);
+    t.equal(queued, N - reset, 'the rest wait in the queue');
+    t.equal(accepted, queued, 'accepted: exactly the waiting ones');
+    if (transport === 'fdpass') t.equal(failed, reset, 'fdpass: each reset connection is counted once as accept_failed');
+    // libuv's own EMFILE handling (uv__emfile_trick) resets the waiting connections and tells Node
+    // nothing: on ipc they cannot be counted. The README says so.
+    else t.ok(failed <= reset, `ipc: ${failed} counted for ${reset} reset`);
+    writeFileSync(holdFile, '');
+    const served = await Promise.all([held, ...conns].map((c) => c.response));
+    t.equal(served.filter((r) => r.status === 200).length, queued + 1, 'once descriptors are back, every waiting one is served');
+    t.equal((await get(acc.port, '/')).status, 200, 'and it accepts again');
+  });
+}
+
+t.test('fdpass: a worker out of descriptors: the hand-offs it cannot take are counted handoff_failed, their slots freed', async (t) => {
+  const holdFile = join(t.testdir(), 'release');
+  const acc = await start(['--workers', '1', '--max-connections', '20', '--transport', 'fdpass', '--host', '127.0.0.1', '--handler', fixture('hold.mjs')], { env: { HOLD_FILE: holdFile } });
+  t.teardown(() => acc.stop('SIGKILL'));
+  const worker = workerPids(acc)[0]!;
+  const before = await scrape(acc.metricsPort);
+  softNofile(worker, openFds(worker) + 3);
+  const N = 10;
+  const conns: Pending[] = [];
+  for (let i = 0; i < N; i++) {
+    const c = rawRequest(acc.port, `/${i}`);
+    await c.connected;
+    conns.push(c);
+  }
+  // The kernel drops descriptors the worker cannot install (MSG_CTRUNC), which closes them.
+  const dropped = (await until(async () => {
+    const m = await scrape(acc.metricsPort);
+    const inWorker = value(m, 'acceptor_worker_connections{worker="1"}')!;
+    const failed = value(m, 'acceptor_connection_errors_total{reason="handoff_failed"}')! - value(before, 'acceptor_connection_errors_total{reason="handoff_failed"}')!;
+    return inWorker + failed === N ? { inWorker, failed } : undefined;
+  }, 10_000))!;
+  t.ok(dropped.failed >= 5, `${dropped.failed} could not be installed, ${dropped.inWorker} were`);
+  softNofile(worker, 'unlimited');
+  writeFileSync(holdFile, '');
+  const answers = await Promise.all(conns.map((c) => c.response));
+  t.equal(answers.filter((a) => a.status === 0).length, dropped.failed, 'each uninstalled one was closed unanswered, and counted once');
+  t.equal(answers.filter((a) => a.status === 200).length, dropped.inWorker, 'the others served');
+  const after = await scrape(acc.metricsPort);
+  t.equal(value(after, 'acceptor_queue_depth'), 0);
+  // The primary freed each slot: 20 more can be held at once.
+  const more = Array.from({ length: 20 }, () => rawRequest(acc.port));
+  await until(async () => (await read(acc.metricsPort, 'acceptor_worker_connections{worker="1"}')) === 20);
+  t.pass('every slot is free again: 20 held');
+  t.same((await Promise.all(more.map((c) => c.response))).map((r) => r.status), Array(20).fill(200));
 });

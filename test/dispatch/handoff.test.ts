@@ -54,8 +54,13 @@ for (const transport of TRANSPORTS) {
       t.equal(r.headers['retry-after'], '1', 'with Retry-After');
       t.equal(r.headers['connection'], 'close', 'and Connection: close');
     }
-    await sleep(200);
+    await sleep(200); // a window in which no admitted connection may be answered
     t.same([...settled].filter((i) => i < W * C + B), [], 'no admitted connection was answered before release');
+    const busy = await scrape(acc.metricsPort);
+    const delta = (series: string): number => value(busy, series)! - value(before, series)!;
+    const rejected = ['queue_full', 'queue_timeout', 'no_worker', 'shutting_down'].reduce((n, r) => n + delta(`acceptor_connections_rejected_total{reason="${r}"}`), 0);
+    t.equal(delta('acceptor_connections_rejected_total{reason="queue_full"}'), EXTRA, 'each refusal counted queue_full');
+    t.equal(delta('acceptor_connections_accepted_total'), delta('acceptor_connections_handled_total{worker="1"}') + delta('acceptor_connections_handled_total{worker="2"}') + rejected + value(busy, 'acceptor_queue_depth')!, 'accepted = handled + rejected + queue depth');
 
     writeFileSync(holdFile, '');
     const served = await Promise.all(conns.slice(0, W * C + B).map((c) => c.response));
@@ -69,7 +74,7 @@ for (const transport of TRANSPORTS) {
     const acc = await start(['--transport', transport, '--workers', '1', '--max-connections', '1', '--backlog', '5', '--handler', fixture('hold-seq.mjs')], { env: { HOLD_FILE: holdFile } });
     t.teardown(() => acc.stop('SIGKILL'));
     const conns = await openInOrder(acc.port, 6);
-    await sleep(100);
+    await until(async () => value(await scrape(acc.metricsPort), 'acceptor_queue_depth') === 5);
     writeFileSync(holdFile, '');
     const bodies = (await Promise.all(conns.map((c) => c.response))).map((r) => r.body.trim());
     // One slot: the worker starts request k+1 only after k closed, so its sequence is the queue order.

@@ -3,7 +3,7 @@ import t, { type Test } from 'tap';
 import { createServer, type Server } from 'node:net';
 import { readFileSync, statSync, copyFileSync, chmodSync } from 'node:fs';
 import { dirname, join } from 'node:path';
-import { run, start, tagged, sleep, CLI } from '../helpers/cli.js';
+import { run, start, tagged, until, CLI } from '../helpers/cli.js';
 import { get } from '../helpers/http.js';
 import { effectiveBacklog, somaxconn } from '../../src/endpoint/bind.js';
 
@@ -15,8 +15,8 @@ async function failsToBind(t: Test, args: string[], expect: RegExp, opts: { uid?
   t.equal(lines.length, 1, `one line: ${r.stderr()}`);
   t.match(lines[0], expect);
   t.notOk(r.lines.some((l) => l.msg === 'worker ready'), 'no worker was started');
-  await sleep(100);
-  t.same(tagged(r.tag), [], 'no process left running');
+  const left = await until(() => (tagged(r.tag).length === 0 ? [] : undefined), 5000).catch(() => tagged(r.tag));
+  t.same(left, [], 'no process left running');
 }
 
 t.test('address in use', async (t) => {

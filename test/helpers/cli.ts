@@ -32,6 +32,8 @@ export interface StartOptions {
   node?: string;
   /** In a process group of its own, as a shell job or a systemd unit: signal it with `-pid`. */
   group?: boolean;
+  /** A command that runs node, e.g. `['systemd-socket-activate', '-l', '8080']`. */
+  wrap?: string[];
 }
 
 const DEFAULT_ARGS = ['--port', '0', '--metrics-port', '0', '--workers', '2', '--log-level', 'info'];
@@ -44,7 +46,8 @@ export function run(args: string[], o: StartOptions = {}): Running & { started: 
   // spawned: run that one through `env -i`, uninstrumented.
   const node = o.node ?? process.execPath;
   const [cmd, cmdArgs] = o.uid === undefined ? [node, argv] : ['/usr/bin/env', ['-i', `PATH=${process.env.PATH}`, `ACCEPTOR_TEST_TAG=${tag}`, node, ...argv]];
-  const proc = spawn(cmd, cmdArgs, {
+  const [bin, binArgs] = o.wrap ? [o.wrap[0]!, [...o.wrap.slice(1), cmd, ...cmdArgs]] : [cmd, cmdArgs];
+  const proc = spawn(bin, binArgs, {
     env,
     stdio: ['ignore', 'pipe', 'pipe'],
     detached: o.group === true,
@@ -186,9 +189,9 @@ export async function freeFixedPort(): Promise<number> {
  * worker is killed, and every replacement fails at load, with backoff. Returns the acceptor and
  * the log index from the kill on.
  */
-export async function startThenBreakHandler(dir: string): Promise<{ acc: Running; mark: number }> {
+export async function startThenBreakHandler(dir: string, args: string[] = []): Promise<{ acc: Running; mark: number }> {
   const marker = `${dir}/broken`;
-  const acc = await start(['--workers', '1', '--handler', fixture('throws-if-marker.mjs')], { env: { MARKER: marker } });
+  const acc = await start(['--workers', '1', '--handler', fixture('throws-if-marker.mjs'), ...args], { env: { MARKER: marker } });
   writeFileSync(marker, '');
   const mark = acc.lines.length;
   process.kill(workerPids(acc)[0]!, 'SIGKILL');

@@ -69,13 +69,13 @@ export function get(port: number, path = '/', host = '127.0.0.1', headers: Recor
 }
 
 /** Sends `count` sequential requests; returns the statuses (0 + error code for a failed one). */
-export async function loop(port: number, until: () => boolean, path = '/'): Promise<{ ok: number; failed: string[] }> {
+export async function loop(port: number, until: () => boolean, path = '/', onOk?: () => void): Promise<{ ok: number; failed: string[] }> {
   let ok = 0;
   const failed: string[] = [];
   while (!until()) {
     try {
       const r = await get(port, path);
-      if (r.status === 200) ok++;
+      if (r.status === 200) (ok++, onOk?.());
       else failed.push(String(r.status));
     } catch (e) {
       failed.push((e as NodeJS.ErrnoException).code ?? (e as Error).message);

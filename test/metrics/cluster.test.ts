@@ -1,19 +1,21 @@
 // The cluster-wide scrape: always answers, flags a worker that does not, passes promtool.
 import t from 'tap';
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { spawnSync } from 'node:child_process';
-import { start, sleep } from '../helpers/cli.js';
+import { start, until } from '../helpers/cli.js';
 import { fixture } from '../helpers/cli.js';
 import { get } from '../helpers/http.js';
 import { scrape, value } from '../helpers/metrics.js';
 
 t.test('a blocked worker does not fail the scrape: answered within 1s, worker flagged', async (t) => {
-  const acc = await start(['--workers', '2', '--watchdog', '0', '--handler', fixture('block.mjs')], { env: { BLOCK_MS: '3000' } });
+  const pidFile = join(t.testdir(), 'pid');
+  const acc = await start(['--workers', '2', '--watchdog', '0', '--handler', fixture('block.mjs')], { env: { BLOCK_MS: '3000', BLOCK_PID_FILE: pidFile } });
   t.teardown(() => acc.stop('SIGKILL'));
   await scrape(acc.metricsPort);
   // Block one worker (the least-loaded pick goes to slot 1 first).
   void get(acc.port, '/block').catch(() => {});
-  await sleep(300);
+  await until(() => existsSync(pidFile)); // it writes the file, then blocks
   const t0 = Date.now();
   const text = await scrape(acc.metricsPort);
   const ms = Date.now() - t0;

@@ -1,8 +1,9 @@
 // Worker lifecycle: crash → replacement, queued connections survive; rolling reload.
 import t from 'tap';
-import { writeFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { start, fixture, workerPids, until, sleep } from '../helpers/cli.js';
+import { read, scrape, value } from '../helpers/metrics.js';
 import { rawRequest, loop, get } from '../helpers/http.js';
 
 t.test('a worker killed with -9 is replaced; connections waiting in the queue are served', async (t) => {
@@ -13,10 +14,10 @@ t.test('a worker killed with -9 is replaced; connections waiting in the queue ar
   t.equal(before.length, 2);
   const held = [rawRequest(acc.port), rawRequest(acc.port)];
   await Promise.all(held.map((h) => h.connected));
-  await sleep(200);
+  await until(async () => (await read(acc.metricsPort, 'acceptor_worker_connections{worker="1"}')) + (await read(acc.metricsPort, 'acceptor_worker_connections{worker="2"}')) === 2);
   const queued = [rawRequest(acc.port), rawRequest(acc.port), rawRequest(acc.port)];
   await Promise.all(queued.map((h) => h.connected));
-  await sleep(200);
+  await until(async () => (await read(acc.metricsPort, 'acceptor_queue_depth')) === 3);
 
   const victim = before[0]!;
   const mark = acc.lines.length;
@@ -73,12 +74,15 @@ t.test('SIGHUP: rolling reload under a request loop loses nothing and keeps the 
   t.teardown(() => acc.stop('SIGKILL'));
   const before = workerPids(acc);
   let done = false;
-  const loads = [loop(acc.port, () => done), loop(acc.port, () => done)];
-  await sleep(300);
+  let served = 0;
+  const loads = [loop(acc.port, () => done, '/', () => served++), loop(acc.port, () => done, '/', () => served++)];
+  await until(() => served >= 20);
+  const restarts = await read(acc.metricsPort, 'acceptor_worker_restarts_total{reason="reload"}');
   const mark = acc.lines.length;
   acc.proc.kill('SIGHUP');
   await acc.waitFor((l) => l.msg === 'reload done', 20_000, mark);
-  await sleep(300);
+  const servedBefore = served;
+  await until(() => served >= servedBefore + 20);
   done = true;
   const results = await Promise.all(loads);
   const ok = results.reduce((n, r) => n + r.ok, 0);
@@ -89,6 +93,57 @@ t.test('SIGHUP: rolling reload under a request loop loses nothing and keeps the 
   t.equal(after.length, 2);
   t.same(after.filter((p) => before.includes(p)), [], 'every worker replaced');
   t.equal(acc.lines.filter((l, i) => i >= mark && l.msg === 'worker stopped' && l.reason === 'reload').length, 2);
+  t.equal((await read(acc.metricsPort, 'acceptor_worker_restarts_total{reason="reload"}')) - restarts, 2, 'restarts{reason="reload"} +2');
+});
+
+t.test('SIGHUP: each new worker is ready before the old one drains, so no connection ever waits', async (t) => {
+  // One worker and a 1 ms queue timeout: had the old worker drained before its replacement was
+  // ready, the connections of that gap would wait in the queue and be told busy (queue_timeout),
+  // instead of the queue hiding the gap by serving them late.
+  const acc = await start(['--workers', '1', '--host', '127.0.0.1', '--queue-timeout', '1ms']);
+  t.teardown(() => acc.stop('SIGKILL'));
+  const [oldPid] = workerPids(acc);
+  let done = false;
+  let served = 0;
+  const loads = [loop(acc.port, () => done, '/', () => served++), loop(acc.port, () => done, '/', () => served++)];
+  await until(() => served >= 20);
+  const mark = acc.lines.length;
+  acc.proc.kill('SIGHUP');
+  await acc.waitFor((l) => l.msg === 'reload done', 20_000, mark);
+  const servedBefore = served;
+  await until(() => served >= servedBefore + 20);
+  done = true;
+  const results = await Promise.all(loads);
+  t.same(results.flatMap((r) => r.failed), [], 'not one request told busy or failed');
+  const m = await scrape(acc.metricsPort);
+  for (const reason of ['queue_timeout', 'queue_full', 'no_worker']) t.equal(value(m, `acceptor_connections_rejected_total{reason="${reason}"}`), 0, `no ${reason}`);
+  const lines = acc.lines.slice(mark);
+  const newReady = lines.findIndex((l) => l.msg === 'worker ready' && l.workerPid !== oldPid);
+  const oldDrains = lines.findIndex((l) => l.msg === 'draining' && l.pid === oldPid);
+  t.ok(newReady >= 0 && oldDrains > newReady, `the new worker's ready (line ${newReady}) comes before the old one's drain (line ${oldDrains})`);
+  t.comment(`figure: SIGHUP reload of the only worker with a 1 ms queue timeout: ${results.reduce((n, r) => n + r.ok, 0)} requests, ${results.flatMap((r) => r.failed).length} failed`);
+});
+
+t.test('a stalled worker is skipped while another serves: no connection waits for it, none is refused', async (t) => {
+  const pidFile = join(t.testdir(), 'pid');
+  const acc = await start(['--workers', '2', '--watchdog', '0', '--handler', fixture('block.mjs')], { env: { BLOCK_PID_FILE: pidFile, BLOCK_MS: '4000' } });
+  t.teardown(() => acc.stop('SIGKILL'));
+  const blocking = rawRequest(acc.port, '/block');
+  const wedged = Number(await until(() => { try { return readFileSync(pidFile, 'utf8'); } catch { return ''; } }));
+  const stalled = await acc.waitFor((l) => l.msg === 'worker stalled: no new connections for it');
+  const other = workerPids(acc).find((p) => p !== wedged)!;
+  const before = await scrape(acc.metricsPort);
+  t.equal(value(before, 'acceptor_workers{state="stalled"}'), 1, 'one worker counts as stalled');
+  const answers = await Promise.all(Array.from({ length: 10 }, () => get(acc.port, '/pid')));
+  t.same(answers.map((a) => a.status), Array(10).fill(200), 'all ten served');
+  t.same([...new Set(answers.map((a) => Number(a.body)))], [other], 'every one by the worker that is not stalled');
+  const after = await scrape(acc.metricsPort);
+  t.equal(value(after, 'acceptor_queue_depth'), 0, 'none waits for the stalled one');
+  const otherSlot = 3 - Number(stalled.slot);
+  const handled = `acceptor_connections_handled_total{worker="${otherSlot}"}`;
+  t.equal(value(after, handled)! - value(before, handled)!, 10, 'the other worker handled the ten');
+  t.equal((await blocking.response).status, 200, 'and finishes it once its loop runs again');
+  await acc.waitFor((l) => l.msg === 'worker responsive again');
 });
 
 t.test('SIGHUP to the process group (a closed terminal) reloads; no worker dies of it', async (t) => {

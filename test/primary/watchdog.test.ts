@@ -1,7 +1,7 @@
 // Wedged workers: the primary stops handing them connections, tells clients busy, and the
 // watchdog replaces them.
 import t from 'tap';
-import { start, fixture, sleep, until } from '../helpers/cli.js';
+import { start, fixture, until } from '../helpers/cli.js';
 import { rawRequest } from '../helpers/http.js';
 import { read } from '../helpers/metrics.js';
 
@@ -11,8 +11,7 @@ t.test('every worker wedged: new connections told busy within 500ms; watchdog re
   // One request per worker wedges both (least-loaded hand-off spreads them).
   const wedging = [rawRequest(acc.port), rawRequest(acc.port)];
   await Promise.all(wedging.map((w) => w.connected));
-  await acc.waitFor((l) => l.msg === 'worker stalled: no new connections for it');
-  await sleep(600);
+  await until(async () => (await read(acc.metricsPort, 'acceptor_workers{state="stalled"}')) === 2);
   const noWorker = 'acceptor_connections_rejected_total{reason="no_worker"}';
   const before = await read(acc.metricsPort, noWorker);
   const probes = await Promise.all(Array.from({ length: 5 }, () => rawRequest(acc.port).response));

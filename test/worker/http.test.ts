@@ -48,7 +48,8 @@ t.test('bad input is answered or closed, counted, and the worker survives', asyn
     c.s.write(`GET / HTTP/1.1\r\nHost: x\r\nX-Big: ${'a'.repeat(64 * 1024)}\r\n\r\n`);
     const r = await c.closed;
     t.match(r.data, /^HTTP\/1\.1 431 Request Header Fields Too Large\r\n/);
-    await sleep(200);
+    await until(async () => (await deltas()).bad_request === 1, 5000);
+    await sleep(200); // a window for a second count to show
     t.same(await deltas(), { bad_request: 1 }, 'counted once');
   });
 
@@ -65,7 +66,8 @@ t.test('bad input is answered or closed, counted, and the worker survives', asyn
     t.match(r.data, /^HTTP\/1\.1 408 Request Timeout\r\n/);
     // --headers-timeout 600ms, checked every 150 ms; --request-timeout (2 s) would cut it later.
     t.ok(r.ms >= 550 && r.ms < 1500, `cut by the headers timeout: after ${r.ms} ms for 600 ms`);
-    await sleep(200);
+    await until(async () => (await deltas()).timeout === 1, 5000);
+    await sleep(200); // a window for a second count to show
     t.same(await deltas(), { timeout: 1 }, 'counted once');
   });
 
@@ -73,7 +75,7 @@ t.test('bad input is answered or closed, counted, and the worker survives', asyn
     await mark();
     const c = client(acc.port);
     c.s.write('GET / HTTP/1.1\r\nHost: x\r\nX-Partial: half a hea');
-    await sleep(100);
+    await until(async () => value(await scrape(acc.metricsPort), 'acceptor_worker_connections{worker="1"}') === 1, 5000);
     c.s.resetAndDestroy();
     await c.closed;
     await until(async () => (await deltas()).client_reset === 1, 5000);
