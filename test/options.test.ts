@@ -96,6 +96,7 @@ const BAD: [string[], string][] = [
   [['--idle-timeout', 'forever'], 'idle-timeout'],
   [['--transport', 'pigeon'], 'transport'],
   [['--restart-backoff-max', '50ms'], 'restart-backoff-max'],
+  [['--ready-queue-threshold', '-1'], 'ready-queue-threshold'],
   [['--bogus', '1'], 'bogus'],
   [['--port'], 'port'],
   [['stray'], 'stray'],

@@ -15,10 +15,13 @@ export interface PrimaryState {
   /** Connections waiting in the primary's queue now (handoff), else undefined. */
   queueDepth: () => number | undefined;
   port: number;
-  kernelBacklog: number;
+  /** undefined for an inherited socket: systemd set its backlog. */
+  kernelBacklog: number | undefined;
   version: string;
   /** Hand-off transport (handoff), or `none` where the workers accept. */
   transport: string;
+  /** undefined when ready (/readyz 200), else why not. */
+  notReady: () => string | undefined;
 }
 
 const STATES: WorkerState[] = ['starting', 'ready', 'stalled', 'draining'];
@@ -32,6 +35,14 @@ export function primaryRegistry(opts: AcceptorOptions, s: PrimaryState): Registr
     { strategy: opts.strategy, transport: s.transport, protocol: opts.protocol, version: s.version },
     1,
   );
+  new Gauge({
+    name: 'acceptor_ready',
+    help: '1 while /readyz answers 200: a worker ready, not draining, not shedding load.',
+    registers,
+    collect() {
+      this.set(s.notReady() === undefined ? 1 : 0);
+    },
+  });
   connectionCounters(registers, s.counters);
   if (s.queueDepth() !== undefined) {
     new Gauge({
@@ -55,7 +66,9 @@ export function primaryRegistry(opts: AcceptorOptions, s: PrimaryState): Registr
         this.set((await listenQueueDepth(s.port)) ?? 0);
       },
     });
-    new Gauge({ name: 'acceptor_listen_backlog', help: "Effective kernel listen backlog: --listen-backlog capped by net.core.somaxconn.", registers }).set(s.kernelBacklog);
+    if (s.kernelBacklog !== undefined) {
+      new Gauge({ name: 'acceptor_listen_backlog', help: "Effective kernel listen backlog: --listen-backlog capped by net.core.somaxconn.", registers }).set(s.kernelBacklog);
+    }
   }
   const overflowBase = listenOverflows();
   if (overflowBase !== undefined) {

@@ -2,10 +2,11 @@
 // wires the strategy, and owns the lifecycle (drain on close, rolling reload).
 import cluster from 'node:cluster';
 import type { Server } from 'node:net';
-import { resolveOptions, type AcceptorOptions } from '../options.js';
+import { OptionError, resolveOptions, type AcceptorOptions } from '../options.js';
 import { createLogger, type Logger } from '../log.js';
 import { resolveEndpoint } from '../endpoint/resolve.js';
 import { bindEndpoint, effectiveBacklog, probeEndpoint, somaxconn } from '../endpoint/bind.js';
+import { inheritedAddress, inheritedFd, listenInherited } from '../endpoint/inherited.js';
 import { busyPayload, makeRefuse } from '../admission/busy.js';
 import { Handoff } from '../dispatch/handoff.js';
 import { chooseTransport, type Transport } from '../dispatch/transport.js';
@@ -18,6 +19,7 @@ import { ClusterScrape } from '../metrics/cluster.js';
 import { serveMetrics } from '../metrics/server.js';
 import { VERSION } from '../version.js';
 import { Pool } from './pool.js';
+import { Readiness } from './readiness.js';
 
 export interface Acceptor {
   readonly options: AcceptorOptions;
@@ -50,27 +52,39 @@ export async function startAcceptor(input: Partial<AcceptorOptions> = {}): Promi
   if (transportChoice?.warning) log.warn(transportChoice.warning);
   const transportName = transportChoice?.name ?? 'none';
 
-  const candidates = await resolveEndpoint(opts.host);
-  log.info({ host: opts.host ?? null, addresses: candidates.map((c) => c.address) }, 'resolved endpoint');
+  const fd = inheritedFd();
+  if (fd !== undefined && opts.strategy === 'reuseport') {
+    throw new OptionError('strategy', 'invalid --strategy "reuseport" with a socket inherited from systemd (LISTEN_FDS): each worker binds a socket of its own; use handoff, round-robin or shared');
+  }
+  const candidates = fd === undefined ? await resolveEndpoint(opts.host) : [];
+  if (fd === undefined) log.info({ host: opts.host ?? null, addresses: candidates.map((c) => c.address) }, 'resolved endpoint');
+  else log.info({ fd }, 'serving the listening socket inherited from systemd (socket activation): --host, --port and --listen-backlog do not apply; its Backlog= does');
   // handoff: the exact limit is the primary's own queue (--backlog); the kernel's queue only
   // buffers the moments the primary is off-CPU, and if it overflowed the kernel would drop SYNs
   // silently, so it gets the kernel's maximum. Where workers accept, it is the only queue.
   const listenBacklog = opts.listenBacklog ?? (handoff ? Math.max(opts.backlog, somaxconn() ?? 4096) : opts.backlog);
-  const kernelBacklog = effectiveBacklog(listenBacklog);
-  if (kernelBacklog !== listenBacklog) {
+  const kernelBacklog = fd === undefined ? effectiveBacklog(listenBacklog) : undefined;
+  if (kernelBacklog !== undefined && kernelBacklog !== listenBacklog) {
     log.warn({ listenBacklog, kernelBacklog }, 'kernel caps the listen backlog at net.core.somaxconn');
   }
 
   // handoff: the primary holds the socket and accepts. The others: bind once here so a bad
   // address fails the start in the primary, then the workers listen on it.
-  const bound = handoff ? await bindEndpoint(candidates, opts.port, listenBacklog) : { ...(await probeEndpoint(candidates, opts.port, listenBacklog)), server: undefined };
+  const bound =
+    fd !== undefined
+      ? handoff
+        ? await listenInherited(fd, true)
+        : { ...inheritedAddress(fd), server: undefined }
+      : handoff
+        ? await bindEndpoint(candidates, opts.port, listenBacklog)
+        : { ...(await probeEndpoint(candidates, opts.port, listenBacklog)), server: undefined };
   log.info({ address: bound.address, port: bound.port, backlog: opts.backlog, kernelBacklog, strategy: opts.strategy, transport: transportName, protocol: opts.protocol, workers: opts.workers, maxConnections: opts.maxConnections }, 'listening');
 
   const counters = new Counters();
   cluster.schedulingPolicy = opts.strategy === 'round-robin' ? cluster.SCHED_RR : cluster.SCHED_NONE;
   let dispatch: Handoff<unknown> | undefined;
   let scrape: ClusterScrape | undefined;
-  const pool = new Pool(opts, { options: opts, address: bound.address, port: bound.port, listenBacklog, transport: transportChoice?.name }, counters, log, {
+  const pool = new Pool(opts, { options: opts, address: bound.address, port: bound.port, listenBacklog, transport: transportChoice?.name, fd }, counters, log, {
     ready: () => dispatch?.onReady(),
     stalled: () => dispatch?.flushIfNoWorker(),
     exit: (rec) => dispatch?.onExit(rec),
@@ -83,12 +97,14 @@ export async function startAcceptor(input: Partial<AcceptorOptions> = {}): Promi
     const transport = (transportName === 'fdpass' ? new FdpassTransport((loadFdpass() as { addon: never }).addon, busy) : new IpcTransport(makeRefuse(busy))) as Transport<unknown>;
     dispatch = new Handoff(bound.server as Server, pool, opts.maxConnections, opts.backlog, opts.queueTimeout, counters, transport);
   }
+  const readiness = new Readiness({ readyWorkers: () => pool.ready.length, queueDepth: () => dispatch?.queue.length, counters, threshold: opts.readyQueueThreshold });
+  const notReady = (): string | undefined => readiness.reason();
   let metricsServer: import('node:http').Server | undefined;
   if (opts.metrics) {
-    const registry = primaryRegistry(opts, { counters, pool, queueDepth: () => dispatch?.queue.length, port: bound.port, kernelBacklog, version: VERSION, transport: transportName });
+    const registry = primaryRegistry(opts, { counters, pool, queueDepth: () => dispatch?.queue.length, port: bound.port, kernelBacklog, version: VERSION, transport: transportName, notReady });
     scrape = new ClusterScrape(pool, registry);
     try {
-      metricsServer = await serveMetrics(opts.metricsHost, opts.metricsPort, opts.metricsToken, () => scrape!.text(), log);
+      metricsServer = await serveMetrics(opts.metricsHost, opts.metricsPort, opts.metricsToken, () => scrape!.text(), log, notReady);
     } catch (err) {
       bound.server?.close();
       throw err;
@@ -123,6 +139,7 @@ export async function startAcceptor(input: Partial<AcceptorOptions> = {}): Promi
     },
     close() {
       closing ??= (async () => {
+        readiness.drain();
         log.info({ drainTimeout: opts.drainTimeout }, 'shutting down: draining');
         // handoff keeps the port open while draining, so a late client is told busy instead
         // of being reset with the kernel's accept queue.
@@ -133,6 +150,7 @@ export async function startAcceptor(input: Partial<AcceptorOptions> = {}): Promi
         // worker, so the callback would never come. The workers have exited: nothing is open.
         dispatch?.transport.stop();
         bound.server?.close();
+        readiness.stop();
         metricsServer?.close();
         metricsServer?.closeAllConnections();
         log.info({ ms: Date.now() - t0, killed }, 'stopped');

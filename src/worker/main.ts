@@ -115,7 +115,10 @@ if (!handoff) {
     process.exit(1);
   });
   await new Promise<void>((resolve) =>
-    listener!.listen({ host: config.address, port: config.port, backlog: config.listenBacklog, exclusive: reusePort, ...(reusePort ? { reusePort: true } : {}) }, resolve),
+    // An inherited socket (systemd): node:cluster opens it in the primary from the same number.
+    config.fd !== undefined
+      ? listener!.listen({ fd: config.fd }, resolve)
+      : listener!.listen({ host: config.address, port: config.port, backlog: config.listenBacklog, exclusive: reusePort, ...(reusePort ? { reusePort: true } : {}) }, resolve),
   );
 }
 

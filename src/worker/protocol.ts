@@ -16,6 +16,8 @@ export interface WorkerConfig {
   port: number;
   /** listen() backlog for strategies where the worker listens. */
   listenBacklog: number;
+  /** A listening socket inherited from systemd, for strategies where the worker listens. */
+  fd?: number | undefined;
   /** How hand-offs arrive (handoff only). */
   transport: 'ipc' | 'fdpass' | undefined;
 }

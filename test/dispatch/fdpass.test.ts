@@ -1,7 +1,7 @@
 // The fdpass transport in the running acceptor: a worker's death, descriptor counts after a storm,
 // nothing leaking into a handler's children, and hand-offs in admission order.
 import t from 'tap';
-import { readFileSync, writeFileSync } from 'node:fs';
+import { readFileSync, unlinkSync, writeFileSync } from 'node:fs';
 import { spawnSync } from 'node:child_process';
 import { connect } from 'node:net';
 import { join } from 'node:path';
@@ -181,8 +181,10 @@ t.test('fdpass: a worker out of descriptors: the hand-offs it cannot take are co
   const after = await scrape(acc.metricsPort);
   t.equal(value(after, 'acceptor_queue_depth'), 0);
   // The primary freed each slot: 20 more can be held at once.
+  unlinkSync(holdFile);
   const more = Array.from({ length: 20 }, () => rawRequest(acc.port));
   await until(async () => (await read(acc.metricsPort, 'acceptor_worker_connections{worker="1"}')) === 20);
   t.pass('every slot is free again: 20 held');
+  writeFileSync(holdFile, '');
   t.same((await Promise.all(more.map((c) => c.response))).map((r) => r.status), Array(20).fill(200));
 });

@@ -1,0 +1,8 @@
+#!/usr/bin/env bash
+# Mutation testing, scope by scope (stryker.config.mjs says how mutants reach the child processes).
+# `npm run mutate` runs all four; `npm run mutate -- dispatch` one. Reports: reports/mutation/.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+for scope in "${@:-admission dispatch primary worker}"; do
+  for s in $scope; do MUTATE_SCOPE=$s npx stryker run; done
+done

@@ -1,0 +1,42 @@
+// Mutation testing (StrykerJS): `npm run mutate` (every scope) or `npm run mutate -- dispatch`.
+//
+// The tests run the built acceptor (dist/) in child processes, so a mutant must reach them:
+// Stryker instruments src/ in its sandbox with every mutant switched off, `buildCommand` compiles
+// that into the sandbox's dist/, and the runner names the active mutant in the environment
+// (__STRYKER_ACTIVE_MUTANT__), which every child process inherits; the instrumented code reads it
+// there. Stryker sees mutant coverage only in the test process, never in its children, so there is
+// no coverage analysis: each scope runs the test files that exercise it, with tap's --bail.
+// The runner is `command` running tap itself: Stryker's tap runner reports the test process's own
+// (empty) coverage even with coverageAnalysis "off", and every mutant came out "NoCoverage".
+const SCOPES = {
+  admission: ['test/dispatch/handoff.test.ts', 'test/worker/tcp.test.ts', 'test/metrics/counters.test.ts'],
+  dispatch: ['test/dispatch/handoff.test.ts', 'test/dispatch/accept.test.ts', 'test/dispatch/transport.test.ts', 'test/dispatch/fdpass.test.ts', 'test/primary/pool.test.ts', 'test/metrics/counters.test.ts', 'test/dispatch/strategies.test.ts'],
+  primary: ['test/primary/pool.test.ts', 'test/primary/watchdog.test.ts', 'test/cli.test.ts', 'test/handler/load.test.ts', 'test/metrics/primary.test.ts', 'test/dispatch/transport.test.ts', 'test/endpoint/bind.test.ts'],
+  worker: ['test/worker/http.test.ts', 'test/worker/tcp.test.ts', 'test/worker/idle.test.ts', 'test/dispatch/handoff.test.ts', 'test/dispatch/fdpass.test.ts', 'test/cli.test.ts', 'test/handler/load.test.ts', 'test/metrics/cluster.test.ts'],
+};
+const scope = process.env.MUTATE_SCOPE ?? 'admission';
+if (!SCOPES[scope]) throw new Error(`MUTATE_SCOPE must be one of ${Object.keys(SCOPES).join(', ')}`);
+
+/** @type {import('@stryker-mutator/api/core').PartialStrykerOptions} */
+export default {
+  mutate: [`src/${scope}/**/*.ts`],
+  testRunner: 'command',
+  commandRunner: { command: `npx tap --disable-coverage --bail --reporter=terse ${SCOPES[scope].join(' ')}` },
+  coverageAnalysis: 'off',
+  buildCommand: 'npx tsc -p tsconfig.json',
+  checkers: ['typescript'],
+  tsconfigFile: 'tsconfig.json',
+  typescriptChecker: { prioritizePerformanceOverAccuracy: true },
+  ignoreStatic: false,
+  // One mutant at a time: tap runs two test files at once, and this machine has two cores; more
+  // would slow the timing-bound tests until they fail for the wrong reason and count as kills.
+  concurrency: Number(process.env.MUTATE_CONCURRENCY ?? 1),
+  timeoutMS: 20_000,
+  incremental: true,
+  incrementalFile: `reports/mutation/${scope}.incremental.json`,
+  reporters: ['clear-text', 'json', 'progress-append-only'],
+  jsonReporter: { fileName: `reports/mutation/${scope}.json` },
+  thresholds: { high: 90, low: 80, break: null },
+  tempDirName: '.stryker-tmp',
+  cleanTempDir: true,
+};

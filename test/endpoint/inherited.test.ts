@@ -1,0 +1,62 @@
+// systemd socket activation, with Debian's systemd-socket-activate (no systemd needed): it binds
+// the port, holds the first connection in the socket's queue, and starts the acceptor with the
+// socket as fd 3. That first connection, made before the acceptor ran, must be served.
+import t from 'tap';
+import { spawnSync } from 'node:child_process';
+import { run, freeFixedPort, tagged, until } from '../helpers/cli.js';
+import { rawRequest } from '../helpers/http.js';
+import { scrape, value } from '../helpers/metrics.js';
+import { inheritedFd, inheritedAddress } from '../../src/endpoint/inherited.js';
+
+const installed = spawnSync('systemd-socket-activate', ['--help']).status === 0;
+const skip = installed || process.env.CI ? false : 'systemd-socket-activate not installed (apt-get install systemd); CI has it';
+
+t.test('LISTEN_PID/LISTEN_FDS: fd 3 only when they name this process; removed from the environment either way', async (t) => {
+  const env: NodeJS.ProcessEnv = { LISTEN_PID: '42', LISTEN_FDS: '1', LISTEN_FDNAMES: 'x' };
+  t.equal(inheritedFd(env, 42), 3);
+  t.same(env, {}, 'not passed on to the workers');
+  t.equal(inheritedFd({ LISTEN_PID: '41', LISTEN_FDS: '1' }, 42), undefined, 'meant for another process');
+  t.equal(inheritedFd({ LISTEN_PID: '42', LISTEN_FDS: '0' }, 42), undefined, 'no descriptors');
+  t.equal(inheritedFd({}, 42), undefined);
+  t.throws(() => inheritedAddress(0), { message: /cannot serve the inherited socket \(fd 0, from systemd\): not a socket/ });
+});
+
+const strategies = [['--strategy', 'handoff', '--transport', 'fdpass'], ['--strategy', 'handoff', '--transport', 'ipc'], ['--strategy', 'round-robin'], ['--strategy', 'shared']];
+for (const args of strategies) {
+  t.test(`${args.join(' ')}: serves the inherited socket, the first connection included`, { skip }, async (t) => {
+    const port = await freeFixedPort();
+    const r = run(['--workers', '2', ...args], { wait: 'none', wrap: ['systemd-socket-activate', '-l', `127.0.0.1:${port}`, '-E', 'ACCEPTOR_TEST_TAG'] });
+    t.teardown(() => r.stop('SIGKILL'));
+    // Once systemd-socket-activate listens, the acceptor starts on the first connection.
+    await until(() => r.stderr().includes(`Listening on 127.0.0.1:${port}`));
+    const first = rawRequest(port);
+    const listening = await r.waitFor((l) => l.msg === 'listening', 15_000);
+    t.equal(listening.port, port, 'the socket systemd bound');
+    t.equal(listening.address, '127.0.0.1');
+    t.ok(r.lines.some((l) => l.msg?.startsWith('serving the listening socket inherited from systemd')), 'and says so');
+    t.equal((await first.response).status, 200, 'the connection that woke it is served');
+    await r.waitFor((l) => l.msg === 'acceptor ready');
+    const statuses = await Promise.all(Array.from({ length: 10 }, () => rawRequest(port).response.then((x) => x.status)));
+    t.same(statuses, Array(10).fill(200), 'and the next ten');
+    const metricsPort = Number((await r.waitFor((l) => l.msg === 'metrics listening')).port);
+    const m = await scrape(metricsPort);
+    t.equal(value(m, 'acceptor_listen_backlog'), undefined, "no backlog claimed: systemd's Backlog= set it");
+    r.proc.kill('SIGTERM');
+    t.equal((await r.exited).code, 0, 'drains and exits 0');
+    await until(() => tagged(r.tag).length === 0, 5000);
+  });
+}
+
+t.test('--strategy reuseport cannot serve an inherited socket: exit 2, one line', { skip }, async (t) => {
+  const port = await freeFixedPort();
+  const r = run(['--strategy', 'reuseport'], { wait: 'none', wrap: ['systemd-socket-activate', '-l', `127.0.0.1:${port}`, '-E', 'ACCEPTOR_TEST_TAG'] });
+  t.teardown(() => r.stop('SIGKILL'));
+  await until(() => r.stderr().includes(`Listening on 127.0.0.1:${port}`));
+  const c = rawRequest(port);
+  const { code } = await r.exited;
+  t.equal(code, 2);
+  const lines = r.stderr().trim().split('\n').filter((l) => !/^(Listening on|Communication attempt|Execing) /.test(l));
+  t.equal(lines.length, 1, r.stderr());
+  t.match(lines[0], /^acceptor: invalid --strategy "reuseport"/);
+  await c.response;
+});
