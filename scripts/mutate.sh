@@ -3,6 +3,6 @@
 # `npm run mutate` runs all four; `npm run mutate -- dispatch` one. Reports: reports/mutation/.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-for scope in "${@:-admission dispatch primary worker}"; do
-  for s in $scope; do MUTATE_SCOPE=$s npx stryker run; done
-done
+scopes=("$@")
+[ ${#scopes[@]} -gt 0 ] || scopes=(admission dispatch primary worker)
+for s in "${scopes[@]}"; do MUTATE_SCOPE=$s npx stryker run; done

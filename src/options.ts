@@ -68,9 +68,9 @@ export interface AcceptorOptions {
   watchdog: number;
   /**
    * /readyz turns 503 (shedding) while more than this many connections wait in the queue; it is
-   * ready again at half of it. Default: half of --backlog.
+   * ready again at half of it. Default (undefined): half of --backlog.
    */
-  readyQueueThreshold: number;
+  readyQueueThreshold: number | undefined;
   /** Longest delay before a crash-looping worker is restarted (the delay doubles from 100 ms up to this). Default 10000. */
   restartBackoffMax: number;
   /** pino level. Default `info`. */
@@ -183,7 +183,7 @@ export const SPECS: { [K in keyof AcceptorOptions]: Spec<K> }[keyof AcceptorOpti
   { key: 'keepAliveTimeout', flag: 'keep-alive-timeout', arg: '<dur>', help: 'idle time before a keep-alive connection is closed', def: () => 5_000, defHelp: '5s', parse: duration(1) },
   { key: 'idleTimeout', flag: 'idle-timeout', arg: '<dur>', help: 'time without traffic before any connection is closed', def: () => 120_000, defHelp: '2m', parse: duration(1) },
   { key: 'watchdog', flag: 'watchdog', arg: '<dur>', help: 'event-loop stall after which a worker is replaced (0 = off)', def: () => 5_000, defHelp: '5s', parse: duration(0) },
-  { key: 'readyQueueThreshold', flag: 'ready-queue-threshold', arg: '<n>', help: '/readyz says 503 (shedding) while more than this many wait; ready again at half', def: () => -1, defHelp: 'half of --backlog', parse: int(0, 1_000_000) },
+  { key: 'readyQueueThreshold', flag: 'ready-queue-threshold', arg: '<n>', help: '/readyz says 503 (shedding) while more than this many wait; ready again at half', def: () => undefined, defHelp: 'half of --backlog', parse: int(0, 1_000_000) },
   { key: 'restartBackoffMax', flag: 'restart-backoff-max', arg: '<dur>', help: 'cap of the crash-loop restart delay (doubles from 100ms)', def: () => 10_000, defHelp: '10s', parse: duration(100) },
   { key: 'logLevel', flag: 'log-level', arg: '<level>', help: LEVELS.join(' | '), def: () => 'info', defHelp: 'info', parse: oneOf<LogLevel>(...LEVELS) },
   { key: 'logFormat', flag: 'log-format', arg: '<fmt>', help: 'json | pretty', def: () => 'json', defHelp: 'json', parse: oneOf<LogFormat>('json', 'pretty') },
@@ -226,7 +226,6 @@ export function resolveOptions(overrides: Partial<AcceptorOptions> = {}, env: No
     if (!SPECS.some((s) => s.key === key)) throw new OptionError(key, `unknown option ${JSON.stringify(key)}`);
   }
   const opts = out as unknown as AcceptorOptions;
-  if (opts.readyQueueThreshold < 0) opts.readyQueueThreshold = Math.floor(opts.backlog / 2);
   if (opts.metricsTokenFile !== undefined) opts.metricsToken = tokenFromFile(opts);
   if (opts.strategy === 'reuseport' && !supportsReusePort()) {
     throw new OptionError('strategy', `invalid --strategy "reuseport": needs Node >= 22.12 (this is ${process.version})`);

@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { start, fixture, tagged, sleep, workerPids, until, freeFixedPort, type Running } from './helpers/cli.js';
 import { rawRequest, get } from './helpers/http.js';
-import { read, scrape, value } from './helpers/metrics.js';
+import { scrape, value, untilValue } from './helpers/metrics.js';
 
 const hasPrometheus = spawnSync('prometheus', ['--version']).status === 0;
 
@@ -73,7 +73,7 @@ async function holdingOne(t: Test, drainTimeout: string): Promise<Running> {
   const acc = await start(['--workers', '1', '--drain-timeout', drainTimeout, '--handler', fixture('hold.mjs')], { env: { HOLD_FILE: join(t.testdir(), 'never') } });
   t.teardown(() => acc.stop('SIGKILL'));
   await rawRequest(acc.port).connected;
-  await until(async () => (await read(acc.metricsPort, 'acceptor_worker_connections{worker="1"}')) === 1);
+  await untilValue(acc.metricsPort, 'acceptor_worker_connections{worker="1"}', 1);
   return acc;
 }
 
@@ -164,7 +164,7 @@ t.test('a keep-alive response in flight during the drain says Connection: close'
   s.setEncoding('latin1').on('data', (d: string) => (data += d));
   await new Promise((r) => s.once('connect', r));
   s.write('GET / HTTP/1.1\r\nHost: x\r\n\r\n'); // keep-alive: HTTP/1.1 without Connection: close
-  await until(async () => (await read(acc.metricsPort, 'acceptor_worker_connections{worker="1"}')) === 1);
+  await untilValue(acc.metricsPort, 'acceptor_worker_connections{worker="1"}', 1);
   acc.proc.kill('SIGTERM');
   // The worker's own line: the primary's comes before the worker has the drain message, and a
   // response sent before the worker knows of the drain rightly keeps the connection alive.

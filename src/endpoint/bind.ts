@@ -1,6 +1,6 @@
 // Binds the listening socket with an explicit backlog, trying each resolved address in
 // order (the classic getaddrinfo loop). A failure names every address, the port and the cause.
-import { createServer, type Server } from 'node:net';
+import { createServer, type ListenOptions, type Server } from 'node:net';
 import { readFileSync } from 'node:fs';
 import type { Candidate } from './resolve.js';
 
@@ -29,17 +29,21 @@ const CAUSES: Record<string, string> = {
 const describe = (c: Candidate, port: number, code: string): string =>
   `${c.family === 6 ? `[${c.address}]` : c.address}:${port}: ${code}${CAUSES[code] ? ` (${CAUSES[code]})` : ''}`;
 
-function listenOnce(c: Candidate, port: number, backlog: number, pauseOnConnect: boolean): Promise<Server> {
+/** A net.Server listening as `options` say (an address, or an inherited `{ fd }`); rejects with the listen error. */
+export function listenServer(options: ListenOptions | { fd: number }, pauseOnConnect: boolean): Promise<Server> {
   return new Promise((resolve, reject) => {
     const server = createServer({ pauseOnConnect });
     server.once('error', reject);
-    // exclusive: in a cluster primary this is a plain bind; never a handle shared through cluster.
-    server.listen({ host: c.address, port, backlog, exclusive: true }, () => {
+    server.listen(options, () => {
       server.off('error', reject);
       resolve(server);
     });
   });
 }
+
+// exclusive: in a cluster primary this is a plain bind; never a handle shared through cluster.
+const listenOnce = (c: Candidate, port: number, backlog: number, pauseOnConnect: boolean): Promise<Server> =>
+  listenServer({ host: c.address, port, backlog, exclusive: true }, pauseOnConnect);
 
 /**
  * Binds the first candidate that binds. `pauseOnConnect` is for the primary that hands

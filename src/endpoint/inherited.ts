@@ -2,7 +2,6 @@
 // socket is fd 3, bound and queued by systemd, which holds it (and its queue) while the acceptor
 // restarts. Read once in the primary and removed from the environment, as sd_listen_fds does, so
 // that no child takes it for its own.
-import { createServer, type Server } from 'node:net';
 import { readFileSync, readlinkSync } from 'node:fs';
 import { BindError } from './bind.js';
 
@@ -20,28 +19,10 @@ export function inheritedFd(env: NodeJS.ProcessEnv = process.env, pid = process.
   return LISTEN_FDS_START;
 }
 
-/** Listens on the inherited descriptor; the address and port are the socket's own. */
-export function listenInherited(fd: number, pauseOnConnect: boolean): Promise<{ server: Server; address: string; family: 4 | 6; port: number }> {
-  return new Promise((resolve, reject) => {
-    const server = createServer({ pauseOnConnect });
-    server.once('error', (err: NodeJS.ErrnoException) =>
-      reject(new BindError(`cannot listen on the inherited socket (fd ${fd}, from systemd): ${err.code ?? err.message}`, err.code ?? 'ERROR')),
-    );
-    server.listen({ fd }, () => {
-      const a = server.address();
-      if (a === null || typeof a === 'string') {
-        server.close();
-        reject(new BindError(`cannot listen on the inherited socket (fd ${fd}, from systemd): not a TCP socket`, 'ENOTSOCK'));
-        return;
-      }
-      resolve({ server, address: a.address, family: a.family === 'IPv6' ? 6 : 4, port: a.port });
-    });
-  });
-}
-
 /**
  * The address and port of an inherited listening socket, read without touching it (Linux
- * /proc): where the workers listen, the primary must not open it as a server of its own.
+ * /proc), which also checks that it is a listening TCP socket: where the workers listen, the
+ * primary must not open it as a server of its own.
  */
 export function inheritedAddress(fd: number): { address: string; family: 4 | 6; port: number } {
   const fail = (why: string): BindError => new BindError(`cannot serve the inherited socket (fd ${fd}, from systemd): ${why}`, 'ENOTSOCK');

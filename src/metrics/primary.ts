@@ -6,6 +6,7 @@ import { connectionCounters, readCounter, readLabelledCounter } from './collect.
 import { kernelQueuesReadable, listenOverflows, listenQueueDepth } from './kernel.js';
 import { LABEL_WORKER, PRIMARY_WORKER } from './names.js';
 import { defaultMetrics } from './defaults.js';
+import type { ReadyCheck } from './server.js';
 import type { Pool, WorkerState } from '../primary/pool.js';
 import type { AcceptorOptions } from '../options.js';
 
@@ -20,8 +21,7 @@ export interface PrimaryState {
   version: string;
   /** Hand-off transport (handoff), or `none` where the workers accept. */
   transport: string;
-  /** undefined when ready (/readyz 200), else why not. */
-  notReady: () => string | undefined;
+  notReady: ReadyCheck;
 }
 
 const STATES: WorkerState[] = ['starting', 'ready', 'stalled', 'draining'];

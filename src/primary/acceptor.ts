@@ -5,8 +5,8 @@ import type { Server } from 'node:net';
 import { OptionError, resolveOptions, type AcceptorOptions } from '../options.js';
 import { createLogger, type Logger } from '../log.js';
 import { resolveEndpoint } from '../endpoint/resolve.js';
-import { bindEndpoint, effectiveBacklog, probeEndpoint, somaxconn } from '../endpoint/bind.js';
-import { inheritedAddress, inheritedFd, listenInherited } from '../endpoint/inherited.js';
+import { bindEndpoint, effectiveBacklog, listenServer, probeEndpoint, somaxconn } from '../endpoint/bind.js';
+import { inheritedAddress, inheritedFd } from '../endpoint/inherited.js';
 import { busyPayload, makeRefuse } from '../admission/busy.js';
 import { Handoff } from '../dispatch/handoff.js';
 import { chooseTransport, type Transport } from '../dispatch/transport.js';
@@ -16,7 +16,7 @@ import { loadFdpass } from '../native/fdpass.js';
 import { Counters } from '../metrics/counters.js';
 import { primaryRegistry } from '../metrics/primary.js';
 import { ClusterScrape } from '../metrics/cluster.js';
-import { serveMetrics } from '../metrics/server.js';
+import { serveMetrics, type ReadyCheck } from '../metrics/server.js';
 import { VERSION } from '../version.js';
 import { Pool } from './pool.js';
 import { Readiness } from './readiness.js';
@@ -72,9 +72,7 @@ export async function startAcceptor(input: Partial<AcceptorOptions> = {}): Promi
   // address fails the start in the primary, then the workers listen on it.
   const bound =
     fd !== undefined
-      ? handoff
-        ? await listenInherited(fd, true)
-        : { ...inheritedAddress(fd), server: undefined }
+      ? { ...inheritedAddress(fd), server: handoff ? await listenServer({ fd }, true) : undefined }
       : handoff
         ? await bindEndpoint(candidates, opts.port, listenBacklog)
         : { ...(await probeEndpoint(candidates, opts.port, listenBacklog)), server: undefined };
@@ -97,11 +95,12 @@ export async function startAcceptor(input: Partial<AcceptorOptions> = {}): Promi
     const transport = (transportName === 'fdpass' ? new FdpassTransport((loadFdpass() as { addon: never }).addon, busy) : new IpcTransport(makeRefuse(busy))) as Transport<unknown>;
     dispatch = new Handoff(bound.server as Server, pool, opts.maxConnections, opts.backlog, opts.queueTimeout, counters, transport);
   }
-  const readiness = new Readiness({ readyWorkers: () => pool.ready.length, queueDepth: () => dispatch?.queue.length, counters, threshold: opts.readyQueueThreshold });
-  const notReady = (): string | undefined => readiness.reason();
+  const queueDepth = (): number | undefined => dispatch?.queue.length;
+  const readiness = new Readiness({ readyWorkers: () => pool.ready.length, queueDepth, counters, threshold: opts.readyQueueThreshold ?? Math.floor(opts.backlog / 2) });
+  const notReady: ReadyCheck = () => readiness.reason();
   let metricsServer: import('node:http').Server | undefined;
   if (opts.metrics) {
-    const registry = primaryRegistry(opts, { counters, pool, queueDepth: () => dispatch?.queue.length, port: bound.port, kernelBacklog, version: VERSION, transport: transportName, notReady });
+    const registry = primaryRegistry(opts, { counters, pool, queueDepth, port: bound.port, kernelBacklog, version: VERSION, transport: transportName, notReady });
     scrape = new ClusterScrape(pool, registry);
     try {
       metricsServer = await serveMetrics(opts.metricsHost, opts.metricsPort, opts.metricsToken, () => scrape!.text(), log, notReady);

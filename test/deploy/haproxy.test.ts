@@ -7,7 +7,7 @@ import { unlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { start, fixture, until, freeFixedPort, type Running } from '../helpers/cli.js';
-import { rawRequest, loop, type Pending } from '../helpers/http.js';
+import { rawRequest, underLoad, type Pending } from '../helpers/http.js';
 import { read } from '../helpers/metrics.js';
 
 const CFG = fileURLToPath(new URL('../../deploy/haproxy/haproxy.cfg', import.meta.url));
@@ -77,16 +77,10 @@ t.test('SIGTERM to one instance under load through HAProxy: no failed request', 
   const b = await start(args);
   t.teardown(() => (a.stop('SIGKILL'), b.stop('SIGKILL')));
   const port = await haproxy(t, a, b);
-  let done = false;
-  let served = 0;
-  const loads = Array.from({ length: 4 }, () => loop(port, () => done, '/', () => served++));
-  await until(() => served >= 100);
-  a.proc.kill('SIGTERM');
-  t.equal((await a.exited).code, 0, 'the instance drained and exited 0');
-  const atExit = served;
-  await until(() => served >= atExit + 100);
-  done = true;
-  const results = await Promise.all(loads);
+  const results = await underLoad(port, 4, async () => {
+    a.proc.kill('SIGTERM');
+    t.equal((await a.exited).code, 0, 'the instance drained and exited 0');
+  }, 100);
   const failed = results.flatMap((r) => r.failed);
   t.same(failed, [], 'no request failed or was told busy');
   t.comment(`figure: SIGTERM to one of two instances behind HAProxy under 4 request loops: ${results.reduce((n, r) => n + r.ok, 0)} served, ${failed.length} failed`);

@@ -5,9 +5,9 @@ import { readFileSync, unlinkSync, writeFileSync } from 'node:fs';
 import { spawnSync } from 'node:child_process';
 import { connect } from 'node:net';
 import { join } from 'node:path';
-import { start, fixture, sleep, until, workerPids, openFds, TRANSPORTS } from '../helpers/cli.js';
+import { start, fixture, sleep, until, workerPids, openFds, fileWhenWritten, TRANSPORTS } from '../helpers/cli.js';
 import { get, rawRequest, type Pending } from '../helpers/http.js';
-import { scrape, value, read } from '../helpers/metrics.js';
+import { scrape, value, untilValue } from '../helpers/metrics.js';
 import { listenQueueDepth } from '../../src/metrics/kernel.js';
 import { storm } from '../../bench/load/storm.js';
 
@@ -19,7 +19,7 @@ for (const transport of TRANSPORTS) {
     t.teardown(() => acc.stop('SIGKILL'));
     const before = await scrape(acc.metricsPort);
     const blocked = rawRequest(acc.port, '/block');
-    const victim = Number(await until(() => { try { return readFileSync(pidFile, 'utf8'); } catch { return ''; } }));
+    const victim = Number(await fileWhenWritten(pidFile));
     // Sent while its loop is wedged (before it counts as stalled, 400 ms): about half go to it,
     // and it reads none of them.
     const N = 10;
@@ -104,9 +104,9 @@ t.test('fdpass: hand-offs reach the worker in the order the primary admitted the
 });
 
 /** Sets a process's soft descriptor limit (the hard one stays, so it can be raised again). */
-function softNofile(pid: number, n: number | 'unlimited'): void {
+function softNofile(pid: number, n: number | 'hard'): void {
   const hard = /Max open files\s+\d+\s+(\d+|unlimited)/.exec(readFileSync(`/proc/${pid}/limits`, 'utf8'))?.[1] ?? 'unlimited';
-  const r = spawnSync('prlimit', ['--pid', String(pid), `--nofile=${n === 'unlimited' ? hard : n}:${hard}`], { encoding: 'utf8' });
+  const r = spawnSync('prlimit', ['--pid', String(pid), `--nofile=${n === 'hard' ? hard : n}:${hard}`], { encoding: 'utf8' });
   if (r.status !== 0) throw new Error(`prlimit: ${r.stderr}`);
 }
 
@@ -116,7 +116,7 @@ for (const transport of TRANSPORTS) {
     const acc = await start(['--workers', '1', '--max-connections', '1', '--backlog', '1000', '--transport', transport, '--host', '127.0.0.1', '--handler', fixture('hold.mjs')], { env: { HOLD_FILE: holdFile } });
     t.teardown(() => acc.stop('SIGKILL'));
     const held = rawRequest(acc.port);
-    await until(async () => (await read(acc.metricsPort, 'acceptor_worker_connections{worker="1"}')) === 1);
+    await untilValue(acc.metricsPort, 'acceptor_worker_connections{worker="1"}', 1);
     const before = await scrape(acc.metricsPort);
     const primary = acc.proc.pid!;
     // Room for 10 more: queued connections are held by the primary, so the 11th accept fails.
@@ -132,7 +132,7 @@ for (const transport of TRANSPORTS) {
     for (const c of conns) void c.response.then((r) => r.status === 0 && reset++);
     // Every connection has left the kernel's queue: taken into the acceptor's, or reset.
     await until(async () => reset > 0 && (await listenQueueDepth(acc.port)) === 0, 10_000);
-    softNofile(primary, 'unlimited');
+    softNofile(primary, 'hard');
     const after = (await until(async () => { try { return await scrape(acc.metricsPort); } catch { return undefined; } }))!;
     const failed = value(after, 'acceptor_connection_errors_total{reason="accept_failed"}')! - value(before, 'acceptor_connection_errors_total{reason="accept_failed"}')!;
     const accepted = value(after, 'acceptor_connections_accepted_total')! - value(before, 'acceptor_connections_accepted_total')!;
@@ -173,7 +173,7 @@ t.test('fdpass: a worker out of descriptors: the hand-offs it cannot take are co
     return inWorker + failed === N ? { inWorker, failed } : undefined;
   }, 10_000))!;
   t.ok(dropped.failed >= 5, `${dropped.failed} could not be installed, ${dropped.inWorker} were`);
-  softNofile(worker, 'unlimited');
+  softNofile(worker, 'hard');
   writeFileSync(holdFile, '');
   const answers = await Promise.all(conns.map((c) => c.response));
   t.equal(answers.filter((a) => a.status === 0).length, dropped.failed, 'each uninstalled one was closed unanswered, and counted once');
@@ -183,7 +183,7 @@ t.test('fdpass: a worker out of descriptors: the hand-offs it cannot take are co
   // The primary freed each slot: 20 more can be held at once.
   unlinkSync(holdFile);
   const more = Array.from({ length: 20 }, () => rawRequest(acc.port));
-  await until(async () => (await read(acc.metricsPort, 'acceptor_worker_connections{worker="1"}')) === 20);
+  await untilValue(acc.metricsPort, 'acceptor_worker_connections{worker="1"}', 20);
   t.pass('every slot is free again: 20 held');
   writeFileSync(holdFile, '');
   t.same((await Promise.all(more.map((c) => c.response))).map((r) => r.status), Array(20).fill(200));

@@ -160,6 +160,16 @@ export async function until<T>(fn: () => T | Promise<T>, ms = 10_000, every = 25
   }
 }
 
+/** The contents of `path` once a fixture has written it (a pid file, a marker). */
+export const fileWhenWritten = (path: string, ms?: number): Promise<string> =>
+  until(() => {
+    try {
+      return readFileSync(path, 'utf8');
+    } catch {
+      return '';
+    }
+  }, ms);
+
 /** Both hand-off transports: the exact-admission tests run against each. */
 export const TRANSPORTS = ['fdpass', 'ipc'] as const;
 

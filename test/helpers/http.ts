@@ -1,6 +1,7 @@
 // HTTP clients for tests: raw sockets (exact, one connection per request) and node:http.
 import { connect, type Socket } from 'node:net';
 import { request } from 'node:http';
+import { until } from './cli.js';
 
 export interface RawResponse {
   status: number;
@@ -82,4 +83,20 @@ export async function loop(port: number, until: () => boolean, path = '/', onOk?
     }
   }
   return { ok, failed };
+}
+
+/**
+ * Request loops on `port` around `during`: starts `loops` of them, waits until `settle` requests
+ * were served, runs `during`, waits for `settle` more, then stops them. Returns each loop's result.
+ */
+export async function underLoad(port: number, loops: number, during: () => Promise<void>, settle = 20): Promise<{ ok: number; failed: string[] }[]> {
+  let done = false;
+  let served = 0;
+  const running = Array.from({ length: loops }, () => loop(port, () => done, '/', () => served++));
+  await until(() => served >= settle);
+  await during();
+  const mark = served;
+  await until(() => served >= mark + settle);
+  done = true;
+  return Promise.all(running);
 }

@@ -1,5 +1,6 @@
 // Scrape /metrics and read values out of the Prometheus text format.
 import { get } from './http.js';
+import { until } from './cli.js';
 
 export async function scrape(port: number, token?: string): Promise<string> {
   const r = await get(port, '/metrics', '127.0.0.1', token ? { authorization: `Bearer ${token}` } : {});
@@ -19,4 +20,9 @@ export async function read(port: number, series: string): Promise<number> {
   const v = value(await scrape(port), series);
   if (v === undefined) throw new Error(`no sample ${series}`);
   return v;
+}
+
+/** Polls until `series` reads `expected` (a state such as "the worker holds it"), or fails after ms. */
+export async function untilValue(port: number, series: string, expected: number, ms = 10_000): Promise<void> {
+  await until(async () => value(await scrape(port), series) === expected, ms);
 }

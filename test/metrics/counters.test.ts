@@ -4,7 +4,7 @@ import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { start, fixture, until, startThenBreakHandler } from '../helpers/cli.js';
 import { rawRequest, get } from '../helpers/http.js';
-import { scrape, value, read } from '../helpers/metrics.js';
+import { scrape, value, read, untilValue } from '../helpers/metrics.js';
 
 const REJ = (reason: string): string => `acceptor_connections_rejected_total{reason="${reason}"}`;
 const ACC = 'acceptor_connections_accepted_total';
@@ -73,7 +73,7 @@ t.test('worker_full +1 where workers accept (round-robin)', async (t) => {
   const before = await scrape(acc.metricsPort);
   const held = rawRequest(acc.port);
   await held.connected;
-  await until(async () => (await read(acc.metricsPort, 'acceptor_worker_connections{worker="1"}')) === 1);
+  await untilValue(acc.metricsPort, 'acceptor_worker_connections{worker="1"}', 1);
   t.equal((await rawRequest(acc.port).response).status, 503);
   const after = await scrape(acc.metricsPort);
   t.equal(value(after, REJ('worker_full'))! - value(before, REJ('worker_full'))!, 1, 'worker_full +1');
@@ -103,7 +103,7 @@ t.test('shutting_down +1 for a connection during the drain', async (t) => {
   const b = await read(acc.metricsPort, REJ('shutting_down'));
   const held = rawRequest(acc.port);
   await held.connected;
-  await until(async () => (await read(acc.metricsPort, 'acceptor_worker_connections{worker="1"}')) === 1);
+  await untilValue(acc.metricsPort, 'acceptor_worker_connections{worker="1"}', 1);
   acc.proc.kill('SIGTERM');
   await acc.waitFor((l) => l.msg === 'shutting down: draining');
   t.equal((await rawRequest(acc.port).response).status, 503);

@@ -1,10 +1,17 @@
 // Worker lifecycle: crash → replacement, queued connections survive; rolling reload.
 import t from 'tap';
-import { readFileSync, writeFileSync } from 'node:fs';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { start, fixture, workerPids, until, sleep } from '../helpers/cli.js';
-import { read, scrape, value } from '../helpers/metrics.js';
-import { rawRequest, loop, get } from '../helpers/http.js';
+import { start, fixture, workerPids, until, sleep, fileWhenWritten, type Running } from '../helpers/cli.js';
+import { read, scrape, value, untilValue } from '../helpers/metrics.js';
+import { rawRequest, loop, get, underLoad } from '../helpers/http.js';
+
+/** SIGHUP, and the reload it starts is done. */
+async function reload(acc: Running): Promise<void> {
+  const mark = acc.lines.length;
+  acc.proc.kill('SIGHUP');
+  await acc.waitFor((l) => l.msg === 'reload done', 20_000, mark);
+}
 
 t.test('a worker killed with -9 is replaced; connections waiting in the queue are served', async (t) => {
   const holdFile = join(t.testdir(), 'release');
@@ -17,7 +24,7 @@ t.test('a worker killed with -9 is replaced; connections waiting in the queue ar
   await until(async () => (await read(acc.metricsPort, 'acceptor_worker_connections{worker="1"}')) + (await read(acc.metricsPort, 'acceptor_worker_connections{worker="2"}')) === 2);
   const queued = [rawRequest(acc.port), rawRequest(acc.port), rawRequest(acc.port)];
   await Promise.all(queued.map((h) => h.connected));
-  await until(async () => (await read(acc.metricsPort, 'acceptor_queue_depth')) === 3);
+  await untilValue(acc.metricsPort, 'acceptor_queue_depth', 3);
 
   const victim = before[0]!;
   const mark = acc.lines.length;
@@ -73,18 +80,9 @@ t.test('SIGHUP: rolling reload under a request loop loses nothing and keeps the 
   const acc = await start(['--workers', '2', '--host', '127.0.0.1']);
   t.teardown(() => acc.stop('SIGKILL'));
   const before = workerPids(acc);
-  let done = false;
-  let served = 0;
-  const loads = [loop(acc.port, () => done, '/', () => served++), loop(acc.port, () => done, '/', () => served++)];
-  await until(() => served >= 20);
   const restarts = await read(acc.metricsPort, 'acceptor_worker_restarts_total{reason="reload"}');
   const mark = acc.lines.length;
-  acc.proc.kill('SIGHUP');
-  await acc.waitFor((l) => l.msg === 'reload done', 20_000, mark);
-  const servedBefore = served;
-  await until(() => served >= servedBefore + 20);
-  done = true;
-  const results = await Promise.all(loads);
+  const results = await underLoad(acc.port, 2, () => reload(acc));
   const ok = results.reduce((n, r) => n + r.ok, 0);
   t.same(results.flatMap((r) => r.failed), [], 'zero failed requests');
   t.ok(ok > 20, `${ok} requests served during the reload`);
@@ -103,17 +101,8 @@ t.test('SIGHUP: each new worker is ready before the old one drains, so no connec
   const acc = await start(['--workers', '1', '--host', '127.0.0.1', '--queue-timeout', '1ms']);
   t.teardown(() => acc.stop('SIGKILL'));
   const [oldPid] = workerPids(acc);
-  let done = false;
-  let served = 0;
-  const loads = [loop(acc.port, () => done, '/', () => served++), loop(acc.port, () => done, '/', () => served++)];
-  await until(() => served >= 20);
   const mark = acc.lines.length;
-  acc.proc.kill('SIGHUP');
-  await acc.waitFor((l) => l.msg === 'reload done', 20_000, mark);
-  const servedBefore = served;
-  await until(() => served >= servedBefore + 20);
-  done = true;
-  const results = await Promise.all(loads);
+  const results = await underLoad(acc.port, 2, () => reload(acc));
   t.same(results.flatMap((r) => r.failed), [], 'not one request told busy or failed');
   const m = await scrape(acc.metricsPort);
   for (const reason of ['queue_timeout', 'queue_full', 'no_worker']) t.equal(value(m, `acceptor_connections_rejected_total{reason="${reason}"}`), 0, `no ${reason}`);
@@ -129,7 +118,7 @@ t.test('a stalled worker is skipped while another serves: no connection waits fo
   const acc = await start(['--workers', '2', '--watchdog', '0', '--handler', fixture('block.mjs')], { env: { BLOCK_PID_FILE: pidFile, BLOCK_MS: '4000' } });
   t.teardown(() => acc.stop('SIGKILL'));
   const blocking = rawRequest(acc.port, '/block');
-  const wedged = Number(await until(() => { try { return readFileSync(pidFile, 'utf8'); } catch { return ''; } }));
+  const wedged = Number(await fileWhenWritten(pidFile));
   const stalled = await acc.waitFor((l) => l.msg === 'worker stalled: no new connections for it');
   const other = workerPids(acc).find((p) => p !== wedged)!;
   const before = await scrape(acc.metricsPort);

@@ -1,10 +1,10 @@
 // /healthz and /readyz: what a load balancer sees, from the primary, without the metrics token.
-import t from 'tap';
+import t, { type Test } from 'tap';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { start, fixture, until } from '../helpers/cli.js';
-import { get, rawRequest } from '../helpers/http.js';
-import { read } from '../helpers/metrics.js';
+import { start, fixture, until, type Running } from '../helpers/cli.js';
+import { get, rawRequest, type Pending, type RawResponse } from '../helpers/http.js';
+import { read, untilValue } from '../helpers/metrics.js';
 import { Readiness } from '../../src/primary/readiness.js';
 import { Counters } from '../../src/metrics/counters.js';
 
@@ -12,6 +12,20 @@ const probe = async (port: number, path: string): Promise<string> => {
   const r = await get(port, path);
   return `${r.status} ${r.body.trim()}`;
 };
+
+/** One worker (one slot) running hold.mjs, the slot taken by a held request. `release` ends the hold. */
+async function oneHeld(t: Test, args: string[]): Promise<{ acc: Running; held: Pending[]; release: () => Promise<RawResponse[]> }> {
+  const hold = join(t.testdir(), 'release');
+  const acc = await start(['--workers', '1', '--max-connections', '1', '--handler', fixture('hold.mjs'), ...args], { env: { HOLD_FILE: hold } });
+  t.teardown(() => acc.stop('SIGKILL'));
+  const held = [rawRequest(acc.port)];
+  await untilValue(acc.metricsPort, 'acceptor_worker_connections{worker="1"}', 1);
+  const release = (): Promise<RawResponse[]> => {
+    writeFileSync(hold, '');
+    return Promise.all(held.map((h) => h.response));
+  };
+  return { acc, held, release };
+}
 
 t.test('probes answer without the token; /metrics still needs it', async (t) => {
   const acc = await start(['--workers', '1', '--metrics-token', 's3cret']);
@@ -23,56 +37,41 @@ t.test('probes answer without the token; /metrics still needs it', async (t) => 
 });
 
 t.test('shedding: 503 while the queue is above the threshold or a client was told busy in the last second', async (t) => {
-  const hold = join(t.testdir(), 'release');
-  const acc = await start(['--workers', '1', '--max-connections', '1', '--backlog', '4', '--ready-queue-threshold', '2', '--handler', fixture('hold.mjs')], { env: { HOLD_FILE: hold } });
-  t.teardown(() => acc.stop('SIGKILL'));
-  const held = [rawRequest(acc.port)];
-  await until(async () => (await read(acc.metricsPort, 'acceptor_worker_connections{worker="1"}')) === 1);
+  const { acc, held, release } = await oneHeld(t, ['--backlog', '4', '--ready-queue-threshold', '2']);
   held.push(rawRequest(acc.port), rawRequest(acc.port));
-  await until(async () => (await read(acc.metricsPort, 'acceptor_queue_depth')) === 2);
+  await untilValue(acc.metricsPort, 'acceptor_queue_depth', 2);
   t.equal(await probe(acc.metricsPort, '/readyz'), '200 ready', '2 waiting: at the threshold, not above');
   held.push(rawRequest(acc.port));
-  await until(async () => (await read(acc.metricsPort, 'acceptor_queue_depth')) === 3);
+  await untilValue(acc.metricsPort, 'acceptor_queue_depth', 3);
   t.equal(await probe(acc.metricsPort, '/readyz'), '503 not ready: shedding load', '3 waiting: above it');
   t.equal(await read(acc.metricsPort, 'acceptor_ready'), 0, 'acceptor_ready 0');
   t.equal(await probe(acc.metricsPort, '/healthz'), '200 ok', 'healthy all the same');
-  writeFileSync(hold, '');
-  await Promise.all(held.map((h) => h.response));
+  await release();
   await until(async () => (await probe(acc.metricsPort, '/readyz')) === '200 ready', 5000);
   t.equal(await read(acc.metricsPort, 'acceptor_ready'), 1, 'ready again once the queue is empty');
 });
 
 t.test('a busy answer makes it not ready for a second, then ready again', async (t) => {
-  const hold = join(t.testdir(), 'release');
-  const acc = await start(['--workers', '1', '--max-connections', '1', '--backlog', '1', '--ready-queue-threshold', '5', '--handler', fixture('hold.mjs')], { env: { HOLD_FILE: hold } });
-  t.teardown(() => acc.stop('SIGKILL'));
-  const held = [rawRequest(acc.port)];
-  await until(async () => (await read(acc.metricsPort, 'acceptor_worker_connections{worker="1"}')) === 1);
+  const { acc, held, release } = await oneHeld(t, ['--backlog', '1', '--ready-queue-threshold', '5']);
   held.push(rawRequest(acc.port));
-  await until(async () => (await read(acc.metricsPort, 'acceptor_queue_depth')) === 1);
+  await untilValue(acc.metricsPort, 'acceptor_queue_depth', 1);
   t.equal(await probe(acc.metricsPort, '/readyz'), '200 ready', 'full, but nobody refused yet');
   const t0 = Date.now();
   t.equal((await rawRequest(acc.port).response).status, 503, 'the next is told busy');
   t.equal(await probe(acc.metricsPort, '/readyz'), '503 not ready: shedding load');
-  writeFileSync(hold, '');
-  await Promise.all(held.map((h) => h.response));
+  await release();
   await until(async () => (await probe(acc.metricsPort, '/readyz')) === '200 ready', 5000);
   const ms = Date.now() - t0;
   t.ok(ms >= 1000 && ms < 3000, `ready again ${ms} ms after the busy answer (held for 1 s)`);
 });
 
 t.test('SIGTERM: /readyz says draining at once, while in-flight work finishes', async (t) => {
-  const hold = join(t.testdir(), 'release');
-  const acc = await start(['--workers', '1', '--handler', fixture('hold.mjs')], { env: { HOLD_FILE: hold } });
-  t.teardown(() => acc.stop('SIGKILL'));
-  const held = rawRequest(acc.port);
-  await until(async () => (await read(acc.metricsPort, 'acceptor_worker_connections{worker="1"}')) === 1);
+  const { acc, release } = await oneHeld(t, []);
   acc.proc.kill('SIGTERM');
   await acc.waitFor((l) => l.msg === 'shutting down: draining');
   t.equal(await probe(acc.metricsPort, '/readyz'), '503 not ready: draining');
   t.equal(await probe(acc.metricsPort, '/healthz'), '200 ok', 'alive while it drains');
-  writeFileSync(hold, '');
-  t.equal((await held.response).status, 200);
+  t.equal((await release())[0]!.status, 200);
   t.equal((await acc.exited).code, 0);
 });
 

@@ -3,7 +3,7 @@
 import t from 'tap';
 import { start, fixture, until } from '../helpers/cli.js';
 import { rawRequest } from '../helpers/http.js';
-import { read } from '../helpers/metrics.js';
+import { read, untilValue } from '../helpers/metrics.js';
 
 t.test('every worker wedged: new connections told busy within 500ms; watchdog replaces them', async (t) => {
   const acc = await start(['--workers', '2', '--watchdog', '2s', '--handler', fixture('block-all.mjs')], { env: { BLOCK_MS: '20000' } });
@@ -11,7 +11,7 @@ t.test('every worker wedged: new connections told busy within 500ms; watchdog re
   // One request per worker wedges both (least-loaded hand-off spreads them).
   const wedging = [rawRequest(acc.port), rawRequest(acc.port)];
   await Promise.all(wedging.map((w) => w.connected));
-  await until(async () => (await read(acc.metricsPort, 'acceptor_workers{state="stalled"}')) === 2);
+  await untilValue(acc.metricsPort, 'acceptor_workers{state="stalled"}', 2);
   const noWorker = 'acceptor_connections_rejected_total{reason="no_worker"}';
   const before = await read(acc.metricsPort, noWorker);
   const probes = await Promise.all(Array.from({ length: 5 }, () => rawRequest(acc.port).response));
