@@ -30,8 +30,12 @@ async function haproxy(t: Test, a: Running, b: Running): Promise<number> {
 
 /** Fills one instance directly: its slots and its queue. */
 async function fill(acc: Running, n: number): Promise<Pending[]> {
+  const inUse = async (): Promise<number> => (await read(acc.metricsPort, 'acceptor_queue_depth')) + (await read(acc.metricsPort, 'acceptor_worker_connections{worker="1"}'));
+  // HAProxy's last proxied request may still hold a slot until its close reaches the worker; a
+  // fill that raced it would see one of its own requests told busy.
+  await until(async () => (await inUse()) === 0);
   const held = Array.from({ length: n }, () => rawRequest(acc.port));
-  await until(async () => (await read(acc.metricsPort, 'acceptor_queue_depth')) + (await read(acc.metricsPort, 'acceptor_worker_connections{worker="1"}')) === n);
+  await until(async () => (await inUse()) === n);
   return held;
 }
 
