@@ -28,12 +28,15 @@ export interface Panel {
 
 const DS = { type: 'prometheus', uid: '${datasource}' } as const;
 /** The label filter every query carries: the instance(s) chosen in the dashboard. */
+// Every panel keeps `instance` in its grouping and legend: with several instances scraped ("All"),
+// summing them would read as one instance's worker 1, or one histogram for both.
 const I = 'instance=~"$instance"';
 const W = 'worker=~"$worker"';
 
 let nextId = 1;
 let y = 0;
-const panels: Panel[] = [];
+/** The panels in order, rows included. */
+export const panels: Panel[] = [];
 
 function row(title: string): void {
   panels.push({ id: nextId++, type: 'row', title, gridPos: { x: 0, y: y++, w: 24, h: 1 }, collapsed: false, panels: [] });
@@ -71,7 +74,7 @@ function endRow(): void {
 
 row('Admission');
 panel('Accept rate', 'New connections accepted per second (by the primary for handoff, by workers otherwise). Refused connections are accepted first, then told busy.', 'reqps', [[`sum by (instance) (rate(acceptor_connections_accepted_total{${I}}[$__rate_interval]))`, '{{instance}}']]);
-panel('Rejections by reason', 'Connections told busy per second: queue_full (backlog full), queue_timeout, no_worker, shutting_down, worker_full.', 'reqps', [[`sum by (reason) (rate(acceptor_connections_rejected_total{${I}}[$__rate_interval]))`, '{{reason}}']], { stack: true });
+panel('Rejections by reason', 'Connections told busy per second: queue_full (backlog full), queue_timeout, no_worker, shutting_down, worker_full.', 'reqps', [[`sum by (instance, reason) (rate(acceptor_connections_rejected_total{${I}}[$__rate_interval]))`, '{{reason}} {{instance}}']], { stack: true });
 panel('Rejected share of attempts', 'Refused ÷ accepted: the share of clients told "server busy".', 'percentunit', [[`sum by (instance) (rate(acceptor_connections_rejected_total{${I}}[$__rate_interval])) / clamp_min(sum by (instance) (rate(acceptor_connections_accepted_total{${I}}[$__rate_interval])), 1e-9)`, '{{instance}}']], { min: 0, max: 1 });
 endRow();
 panel('Acceptor queue: depth vs capacity', "Connections waiting in the primary's own queue for a worker slot, against --backlog.", 'short', [
@@ -86,23 +89,23 @@ panel('Kernel listen overflows', 'TcpExt ListenOverflows per second: SYNs the ke
 endRow();
 row('Hand-off and workers');
 panel('Hand-off latency', 'From the primary accepting a connection to a worker taking it, queue wait included (handoff strategy).', 's', [
-  [`histogram_quantile(0.5, sum by (le) (rate(acceptor_dispatch_duration_seconds_bucket{${I}}[$__rate_interval])))`, 'p50'],
-  [`histogram_quantile(0.99, sum by (le) (rate(acceptor_dispatch_duration_seconds_bucket{${I}}[$__rate_interval])))`, 'p99'],
-  [`histogram_quantile(0.999, sum by (le) (rate(acceptor_dispatch_duration_seconds_bucket{${I}}[$__rate_interval])))`, 'p99.9'],
+  [`histogram_quantile(0.5, sum by (instance, le) (rate(acceptor_dispatch_duration_seconds_bucket{${I}}[$__rate_interval])))`, 'p50 {{instance}}'],
+  [`histogram_quantile(0.99, sum by (instance, le) (rate(acceptor_dispatch_duration_seconds_bucket{${I}}[$__rate_interval])))`, 'p99 {{instance}}'],
+  [`histogram_quantile(0.999, sum by (instance, le) (rate(acceptor_dispatch_duration_seconds_bucket{${I}}[$__rate_interval])))`, 'p99.9 {{instance}}'],
 ]);
 panel('Connections per worker', 'Open connections per worker against --max-connections: per-worker load.', 'short', [
-  [`sum by (worker) (acceptor_worker_connections{${I}, ${W}})`, 'worker {{worker}}'],
-  [`max(acceptor_worker_max_connections{${I}})`, 'max per worker'],
+  [`sum by (instance, worker) (acceptor_worker_connections{${I}, ${W}})`, 'worker {{worker}} {{instance}}'],
+  [`max by (instance) (acceptor_worker_max_connections{${I}})`, 'max per worker {{instance}}'],
 ]);
 panel('Workers by state and restarts', 'Workers starting / ready / stalled / draining, and restarts by reason (crash, startup, watchdog, reload).', 'short', [
-  [`sum by (state) (acceptor_workers{${I}})`, '{{state}}'],
-  [`sum by (reason) (increase(acceptor_worker_restarts_total{${I}}[$__rate_interval]))`, 'restarts: {{reason}}'],
+  [`sum by (instance, state) (acceptor_workers{${I}})`, '{{state}} {{instance}}'],
+  [`sum by (instance, reason) (increase(acceptor_worker_restarts_total{${I}}[$__rate_interval]))`, 'restarts: {{reason}} {{instance}}'],
 ]);
 endRow();
 row('Processes');
-panel('Event-loop lag p99', "Event-loop delay per process (worker slot, or primary): a stalled worker shows here before the watchdog replaces it.", 's', [[`max by (worker) (nodejs_eventloop_lag_p99_seconds{${I}, ${W}})`, '{{worker}}']]);
-panel('Memory (RSS)', 'Resident memory per process.', 'bytes', [[`max by (worker) (process_resident_memory_bytes{${I}, ${W}})`, '{{worker}}']]);
-panel('Scrape health', '1 when a worker answered the last /metrics scrape in time; 0 when it was missing from it (its series are absent for that scrape).', 'none', [[`min by (worker) (acceptor_scrape_worker_up{${I}})`, 'worker {{worker}}']], { min: 0, max: 1 });
+panel('Event-loop lag p99', "Event-loop delay per process (worker slot, or primary): a stalled worker shows here before the watchdog replaces it.", 's', [[`max by (instance, worker) (nodejs_eventloop_lag_p99_seconds{${I}, ${W}})`, '{{worker}} {{instance}}']]);
+panel('Memory (RSS)', 'Resident memory per process.', 'bytes', [[`max by (instance, worker) (process_resident_memory_bytes{${I}, ${W}})`, '{{worker}} {{instance}}']]);
+panel('Scrape health', '1 when a worker answered the last /metrics scrape in time; 0 when it was missing from it (its series are absent for that scrape).', 'none', [[`min by (instance, worker) (acceptor_scrape_worker_up{${I}})`, 'worker {{worker}} {{instance}}']], { min: 0, max: 1 });
 endRow();
 
 export const dashboard = {

@@ -24,7 +24,11 @@ t.test('well formed for Grafana provisioning and import', async (t) => {
     if (p.type === 'row') continue;
     t.same(p.datasource, { type: 'prometheus', uid: '${datasource}' }, `${p.title}: uses the datasource variable`);
     t.ok(p.targets!.length > 0, `${p.title}: has queries`);
-    for (const q of p.targets!) t.match(q.expr, /instance=~"\$instance"/, `${p.title}: filtered by instance`);
+    for (const q of p.targets!) {
+      t.match(q.expr, /instance=~"\$instance"/, `${p.title}: filtered by instance`);
+      // With "All" instances chosen, a series without its instance would merge or hide the others.
+      t.match(q.legendFormat, /\{\{instance\}\}/, `${p.title}: legend names the instance`);
+    }
   }
   const titles = (d.panels as Panel[]).map((p) => p.title).join(' | ');
   for (const want of ['Accept rate', 'Rejections by reason', 'Rejected share', 'queue: depth vs capacity', 'listen queue vs backlog', 'overflows', 'Hand-off latency', 'Connections per worker', 'restarts', 'Event-loop lag', 'Memory']) {
