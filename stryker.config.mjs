@@ -5,15 +5,12 @@
 // that into the sandbox's dist/, and the runner names the active mutant in the environment
 // (__STRYKER_ACTIVE_MUTANT__), which every child process inherits; the instrumented code reads it
 // there. Stryker sees mutant coverage only in the test process, never in its children, so there is
-// no coverage analysis: each scope runs the test files that exercise it, with tap's --bail.
+// no coverage analysis: scripts/mutant-tests.mjs runs the tests of the mutant's file (or of its
+// scope, scripts/mutate-scopes.mjs) with tap's --bail.
 // The runner is `command` running tap itself: Stryker's tap runner reports the test process's own
 // (empty) coverage even with coverageAnalysis "off", and every mutant came out "NoCoverage".
-const SCOPES = {
-  admission: ['test/dispatch/handoff.test.ts', 'test/worker/tcp.test.ts', 'test/metrics/counters.test.ts'],
-  dispatch: ['test/dispatch/handoff.test.ts', 'test/dispatch/accept.test.ts', 'test/dispatch/transport.test.ts', 'test/dispatch/fdpass.test.ts', 'test/primary/pool.test.ts', 'test/metrics/counters.test.ts', 'test/dispatch/strategies.test.ts'],
-  primary: ['test/primary/pool.test.ts', 'test/primary/watchdog.test.ts', 'test/cli.test.ts', 'test/handler/load.test.ts', 'test/metrics/primary.test.ts', 'test/dispatch/transport.test.ts', 'test/endpoint/bind.test.ts'],
-  worker: ['test/worker/http.test.ts', 'test/worker/tcp.test.ts', 'test/worker/idle.test.ts', 'test/dispatch/handoff.test.ts', 'test/dispatch/fdpass.test.ts', 'test/cli.test.ts', 'test/handler/load.test.ts', 'test/metrics/cluster.test.ts'],
-};
+import { SCOPES } from './scripts/mutate-scopes.mjs';
+
 const scope = process.env.MUTATE_SCOPE ?? 'admission';
 if (!SCOPES[scope]) throw new Error(`MUTATE_SCOPE must be one of ${Object.keys(SCOPES).join(', ')}`);
 
@@ -21,7 +18,7 @@ if (!SCOPES[scope]) throw new Error(`MUTATE_SCOPE must be one of ${Object.keys(S
 export default {
   mutate: [`src/${scope}/**/*.ts`],
   testRunner: 'command',
-  commandRunner: { command: `npx tap --disable-coverage --bail --reporter=terse ${SCOPES[scope].join(' ')}` },
+  commandRunner: { command: `node scripts/mutant-tests.mjs ${scope}` },
   coverageAnalysis: 'off',
   buildCommand: 'npx tsc -p tsconfig.json',
   checkers: ['typescript'],

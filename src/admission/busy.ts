@@ -37,6 +37,9 @@ export function busyPayload(protocol: Protocol, retryAfter: number, tcpBusy: str
 export function makeRefuse(payload: Buffer | 'reset'): Refuse {
   if (payload === 'reset') {
     return (socket) => {
+      // Only a failing reset could emit here (libuv's EINVAL for a socket already shutting down,
+      // which this path never starts), so a mutant that drops this guard survives; it stays, as
+      // an unhandled 'error' would take the primary down.
       socket.on('error', swallow);
       socket.resetAndDestroy();
     };

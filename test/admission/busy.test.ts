@@ -1,0 +1,95 @@
+// "Server busy" on a real loopback socket, in process: the exact HTTP answer as a client parses
+// it, the raw TCP line and reset, the linger bound on a client that never closes, and a client
+// that resets mid-answer (no crash).
+import t, { type Test } from 'tap';
+import { createServer, connect, type Socket, type Server } from 'node:net';
+import { get } from 'node:http';
+import { once } from 'node:events';
+import { busyPayload, makeRefuse } from '../../src/admission/busy.js';
+
+/** A loopback server that refuses every connection with `payload`; `sockets` are its own ends. */
+async function refusing(t: Test, payload: Buffer | 'reset'): Promise<{ port: number; sockets: Socket[]; server: Server }> {
+  const refuse = makeRefuse(payload);
+  const sockets: Socket[] = [];
+  const server = createServer((s) => {
+    sockets.push(s);
+    refuse(s);
+  });
+  server.listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  t.teardown(() => {
+    for (const s of sockets) s.destroy();
+    server.close();
+  });
+  return { port: (server.address() as { port: number }).port, sockets, server };
+}
+
+// Not events.once: it listens for 'error' too, which would hide a missing error listener.
+const closed = (s: Socket): Promise<boolean> => new Promise((r) => s.on('close', r));
+
+const read = (s: Socket): Promise<{ data: string; error?: string }> =>
+  new Promise((resolve) => {
+    let data = '';
+    s.on('data', (d: Buffer) => (data += d.toString('latin1')));
+    s.on('end', () => resolve({ data }));
+    s.on('error', (e: NodeJS.ErrnoException) => resolve({ data, error: e.code }));
+  });
+
+t.test('HTTP: 503 with Retry-After, Connection: close and a text body, as an HTTP client reads it', async (t) => {
+  const { port } = await refusing(t, busyPayload('http', 7, 'unused'));
+  const res = await new Promise<{ status: number; headers: Record<string, unknown>; body: string }>((resolve, reject) => {
+    get({ host: '127.0.0.1', port, path: '/', agent: false }, (r) => {
+      let body = '';
+      r.setEncoding('utf8');
+      r.on('data', (d: string) => (body += d));
+      r.on('end', () => resolve({ status: r.statusCode!, headers: r.headers, body }));
+    }).on('error', reject);
+  });
+  t.equal(res.status, 503);
+  t.equal(res.headers['retry-after'], '7');
+  t.equal(res.headers.connection, 'close');
+  t.equal(res.headers['content-type'], 'text/plain');
+  t.equal(res.headers['content-length'], '12');
+  t.equal(res.body, 'server busy\n');
+  const raw = busyPayload('http', 7, 'unused') as Buffer;
+  t.equal(raw.toString('latin1').split('\r\n\r\n').length, 2, 'one header block, one body');
+});
+
+t.test('TCP: the busy line, then the end of the stream', async (t) => {
+  const { port } = await refusing(t, busyPayload('tcp', 1, 'BUSY try later\n'));
+  const r = await read(connect(port, '127.0.0.1'));
+  t.same(r, { data: 'BUSY try later\n' });
+});
+
+t.test('TCP with --tcp-busy reset: a reset and no bytes', async (t) => {
+  t.equal(busyPayload('tcp', 1, 'reset'), 'reset');
+  const { port } = await refusing(t, 'reset');
+  const r = await read(connect(port, '127.0.0.1'));
+  t.same(r, { data: '', error: 'ECONNRESET' });
+});
+
+t.test('a client that reads the answer but never closes is let go after the linger time', async (t) => {
+  const { port, sockets } = await refusing(t, busyPayload('http', 1, ''));
+  const c = connect({ port, host: '127.0.0.1', allowHalfOpen: true });
+  t.teardown(() => c.destroy());
+  c.write('GET / HTTP/1.1\r\nHost: x\r\n\r\n');
+  let got = '';
+  c.on('data', (d: Buffer) => (got += d));
+  await once(c, 'end');
+  t.match(got, /^HTTP\/1\.1 503 /, 'the whole answer first');
+  const hadError = await Promise.race([closed(sockets[0]!), new Promise((r) => setTimeout(() => r('still open after 10 s'), 10_000).unref())]);
+  t.equal(hadError, false, 'the server end closed by itself, without an error');
+});
+
+t.test('a client that resets while the answer is written: the error is swallowed, nothing crashes', async (t) => {
+  const { port, sockets } = await refusing(t, busyPayload('http', 1, ''));
+  const c = connect(port, '127.0.0.1');
+  await once(c, 'connect');
+  c.write('POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 1000000\r\n\r\n' + 'x'.repeat(65536));
+  c.on('error', () => {});
+  await new Promise((r) => c.once('data', r));
+  const serverEnd = closed(sockets[0]!);
+  c.resetAndDestroy();
+  const hadError = await serverEnd;
+  t.equal(hadError, true, 'the server end saw the reset as an error, and the process lives on');
+});
