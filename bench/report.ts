@@ -4,12 +4,14 @@ import { join } from 'node:path';
 import type { Accounting } from './accounting.js';
 import type { ErrorKind } from './load/storm.js';
 
-export type Scenario = 'keepalive' | 'storm' | 'tcp-storm' | 'saturation';
+export type Scenario = 'keepalive' | 'storm' | 'tcp-storm' | 'saturation' | 'https-keepalive' | 'https-storm';
 export const SCENARIO_TITLE: Record<Scenario, string> = {
   keepalive: 'Keep-alive throughput (autocannon)',
   storm: 'Connection storm, HTTP, one request per connection (node:net; latency = connect to answer)',
   'tcp-storm': 'Connection storm, raw TCP connect/close (node:net)',
   saturation: 'Backlog saturation (CPU handler, small backlog, many more clients than slots)',
+  'https-keepalive': 'HTTPS keep-alive throughput, HTTP/1.1 over TLS (autocannon)',
+  'https-storm': 'HTTPS connection storm: a full TLS handshake and one request per connection (node:tls)',
 };
 
 export interface RunResult {

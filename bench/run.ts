@@ -7,7 +7,8 @@ import { cannon } from './load/cannon.js';
 import { storm, percentile, newTally, type Tally } from './load/storm.js';
 import { sampler } from './sample.js';
 import { reconcile, serverDelta } from './accounting.js';
-import { findNginx, startTarget, type Setup, type TargetSpec } from './targets.js';
+import { benchCert, findNginx, startTarget, type Setup, type TargetSpec } from './targets.js';
+import { rmSync } from 'node:fs';
 import { ratios, table, writeReport, type Report, type RunResult, type Scenario } from './report.js';
 import { supportsReusePort } from '../src/options.js';
 
@@ -27,7 +28,10 @@ export interface BenchOptions {
   rounds: number;
 }
 
-const ALL_SCENARIOS: Scenario[] = ['keepalive', 'storm', 'tcp-storm', 'saturation'];
+const ALL_SCENARIOS: Scenario[] = ['keepalive', 'storm', 'tcp-storm', 'saturation', 'https-keepalive', 'https-storm'];
+const HTTPS: Scenario[] = ['https-keepalive', 'https-storm'];
+/** Targets that serve HTTPS: the acceptor's strategies, cluster rr and nginx (ssl). */
+const HTTPS_TARGETS = new Set(['handoff', 'round-robin', 'shared', 'handoff-ipc', 'cluster-rr', 'nginx']);
 
 const USAGE = `Usage: npm run bench -- [options]
   --quick                    short run (2 s per run, well under 2 minutes in all)
@@ -101,13 +105,13 @@ function targetsFor(o: BenchOptions, scenario: Scenario): (TargetSpec & { id: st
     { id: 'cluster-rr', name: 'cluster rr', kind: 'cluster-rr' },
     { id: 'nginx', name: 'nginx', kind: 'nginx' },
   ];
-  return all.filter((t) => (o.targets ? o.targets.includes(t.id) : true) && !(t.id === 'handoff-no-metrics' && scenario === 'saturation'));
+  return all.filter((t) => (o.targets ? o.targets.includes(t.id) : true) && !(t.id === 'handoff-no-metrics' && scenario === 'saturation') && (!HTTPS.includes(scenario) || HTTPS_TARGETS.has(t.id)));
 }
 
-function setupFor(o: BenchOptions, scenario: Scenario): Setup {
+function setupFor(o: BenchOptions, scenario: Scenario, tls: Setup['tls']): Setup {
   return scenario === 'saturation'
     ? { workers: o.workers, backlog: 64, maxConnections: 8, handler: 'cpu', cpuMs: 2 }
-    : { workers: o.workers, backlog: 511, maxConnections: 1024, handler: 'hello', cpuMs: 0 };
+    : { workers: o.workers, backlog: 511, maxConnections: 1024, handler: 'hello', cpuMs: 0, ...(HTTPS.includes(scenario) ? { tls } : {}) };
 }
 
 const emptyErrors = (): RunResult['errors'] => ({ refused: 0, reset: 0, timeout: 0, other: 0 });
@@ -120,13 +124,13 @@ function progress(done: number, total: number, label: string): void {
   else process.stderr.write(`${bar}\n`);
 }
 
-async function runOne(o: BenchOptions, scenario: Scenario, t: TargetSpec, nginxPath: string | undefined): Promise<RunResult> {
-  const base: RunResult = { scenario, target: t.name, kind: t.kind, rate: 0, unit: scenario === 'keepalive' || scenario === 'storm' ? 'req/s' : 'conn/s', p50: 0, p99: 0, p999: 0, attempts: 0, ok: 0, busy: 0, non2xx: 0, errors: emptyErrors(), peakRssMB: undefined };
+async function runOne(o: BenchOptions, scenario: Scenario, t: TargetSpec, nginxPath: string | undefined, tls: Setup['tls']): Promise<RunResult> {
+  const base: RunResult = { scenario, target: t.name, kind: t.kind, rate: 0, unit: scenario === 'tcp-storm' || scenario === 'saturation' ? 'conn/s' : 'req/s', p50: 0, p99: 0, p999: 0, attempts: 0, ok: 0, busy: 0, non2xx: 0, errors: emptyErrors(), peakRssMB: undefined };
   if (t.kind === 'acceptor' && t.strategy === 'reuseport' && !supportsReusePort()) return { ...base, skipped: `needs Node >= 22.12 (this is ${process.version})` };
   if (t.kind === 'nginx' && !nginxPath) return { ...base, skipped: (findNginx(o.nginx) as { missing: string }).missing };
   if (t.kind === 'nginx' && scenario === 'saturation') return { ...base, skipped: 'nginx cannot run the CPU handler; its static answer is not comparable' };
 
-  const setup = setupFor(o, scenario);
+  const setup = setupFor(o, scenario, tls);
   const target = await startTarget(t, setup, nginxPath);
   try {
     const stop = await sampler(target.metricsPort, target.pid);
@@ -135,8 +139,8 @@ async function runOne(o: BenchOptions, scenario: Scenario, t: TargetSpec, nginxP
     let client: Tally | undefined;
     let tolerance = 0;
     let busyComparable = true;
-    if (scenario === 'keepalive') {
-      const c = await cannon(`http://127.0.0.1:${target.port}/`, o.connections, o.duration, false);
+    if (scenario === 'keepalive' || scenario === 'https-keepalive') {
+      const c = await cannon(`${scenario === 'keepalive' ? 'http' : 'https'}://127.0.0.1:${target.port}/`, o.connections, o.duration, false);
       Object.assign(r, { rate: c.rps, p50: c.p50, p99: c.p99, p999: c.p999, ok: c.ok, busy: c.busy, non2xx: c.non2xx, errors: c.errors, attempts: c.requests + Object.values(c.errors).reduce((a, b) => a + b, 0) });
       // autocannon abandons the requests in flight at its deadline: up to one per connection.
       tolerance = o.connections;
@@ -144,7 +148,7 @@ async function runOne(o: BenchOptions, scenario: Scenario, t: TargetSpec, nginxP
     } else {
       // Storms: our own node:net client, which times each attempt from connect() to the answer
       // (autocannon's latency for connection: close runs are not that) and counts every outcome.
-      const mode = scenario === 'tcp-storm' ? 'tcp' : 'http';
+      const mode = scenario === 'tcp-storm' ? 'tcp' : scenario === 'https-storm' ? 'https' : 'http';
       const conc = scenario === 'saturation' ? o.saturationConnections : o.connections;
       const s = await storm({ host: '127.0.0.1', port: target.port, mode, concurrency: conc, durationMs: ms, timeoutMs: 10_000, injectLoss: o.injectLoss });
       const all = [...s.latency.ok, ...s.latency.busy];
@@ -162,7 +166,7 @@ async function runOne(o: BenchOptions, scenario: Scenario, t: TargetSpec, nginxP
         errors: s.errors,
       });
       client = s;
-      busyComparable = mode === 'http';
+      busyComparable = mode !== 'tcp';
     }
     // Let the server finish what the client abandoned before reading its counters.
     await new Promise((res) => setTimeout(res, 300));
@@ -170,7 +174,7 @@ async function runOne(o: BenchOptions, scenario: Scenario, t: TargetSpec, nginxP
     r.peakRssMB = samples.peakRssBytes === undefined ? undefined : samples.peakRssBytes / 2 ** 20;
     const conns = samples.before && samples.after ? samples.after.accepted - samples.before.accepted : client?.connected;
     // Per new connection: not for keep-alive, where a hundred connections carry the whole run.
-    if (samples.cpuSeconds !== undefined && conns && scenario !== 'keepalive') r.primaryUsPerConn = (samples.cpuSeconds * 1e6) / conns;
+    if (samples.cpuSeconds !== undefined && conns && !scenario.endsWith('keepalive')) r.primaryUsPerConn = (samples.cpuSeconds * 1e6) / conns;
     if (samples.before && samples.after) {
       const d = serverDelta(samples.before, samples.after);
       r.server = {
@@ -222,14 +226,16 @@ export async function bench(o: BenchOptions): Promise<{ report: Report; files: {
   const nginx = findNginx(o.nginx);
   const nginxPath = 'path' in nginx ? nginx.path : undefined;
   const plan = planRuns(o);
+  const cert = o.scenarios.some((s) => HTTPS.includes(s)) ? benchCert() : undefined;
   const all: (RunResult & { round: number })[] = [];
   let done = 0;
   for (const { scenario, target, round } of plan) {
     progress(done, plan.length, `${scenario} · ${target.name}${o.rounds > 1 ? ` · round ${round + 1}` : ''}`);
     const skippedBefore = all.find((r) => r.scenario === scenario && r.target === target.name && r.skipped);
-    all.push({ ...(skippedBefore ?? (await runOne(o, scenario, target, nginxPath))), round });
+    all.push({ ...(skippedBefore ?? (await runOne(o, scenario, target, nginxPath, cert))), round });
     done++;
   }
+  if (cert) rmSync(cert.dir, { recursive: true, force: true });
   const runs = medians(all);
   progress(done, plan.length, 'done');
   if (process.stderr.isTTY) process.stderr.write('\n');

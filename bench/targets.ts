@@ -25,6 +25,18 @@ export interface Setup {
   maxConnections: number;
   handler: 'hello' | 'cpu';
   cpuMs: number;
+  /** Serve HTTPS with this certificate (EC P-256, made by the bench). */
+  tls?: { cert: string; key: string };
+}
+
+/** A self-signed certificate for the HTTPS scenarios, in a fresh directory. */
+export function benchCert(): { cert: string; key: string; dir: string } {
+  const dir = mkdtempSync(join(tmpdir(), 'acceptor-bench-tls-'));
+  const cert = join(dir, 'cert.pem');
+  const key = join(dir, 'key.pem');
+  const r = spawnSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-keyout', key, '-out', cert, '-days', '2', '-subj', '/CN=localhost'], { encoding: 'utf8' });
+  if (r.status !== 0) throw new Error(`openssl req failed: ${r.stderr}`);
+  return { cert, key, dir };
 }
 
 export interface Running {
@@ -78,6 +90,7 @@ async function startAcceptor(t: TargetSpec, s: Setup): Promise<Running> {
   const args = [CLI, '--host', '127.0.0.1', '--port', '0', '--metrics-port', '0', '--workers', String(s.workers), '--strategy', t.strategy!, '--backlog', String(s.backlog), '--max-connections', String(s.maxConnections), '--handler', handlerPath(s.handler), '--drain-timeout', '2s'];
   if (t.metrics === false) args.push('--no-metrics');
   if (t.transport) args.push('--transport', t.transport);
+  if (s.tls) args.push('--tls-cert', s.tls.cert, '--tls-key', s.tls.key);
   const proc = spawn(process.execPath, args, { env: { ...process.env, CPU_MS: String(s.cpuMs) }, stdio: ['ignore', 'pipe', 'inherit'] });
   const lines: Record<string, unknown>[] = [];
   proc.stdout!.on('data', (d: Buffer) => {
@@ -97,7 +110,7 @@ async function startAcceptor(t: TargetSpec, s: Setup): Promise<Running> {
 
 async function startBaseline(file: string, s: Setup): Promise<Running> {
   const proc = spawn(process.execPath, [join(ROOT, 'bench/baselines', file)], {
-    env: { ...process.env, HANDLER: handlerPath(s.handler), CPU_MS: String(s.cpuMs), WORKERS: String(s.workers), BACKLOG: String(s.backlog), PORT: '0' },
+    env: { ...process.env, HANDLER: handlerPath(s.handler), CPU_MS: String(s.cpuMs), WORKERS: String(s.workers), BACKLOG: String(s.backlog), PORT: '0', ...(s.tls ? { TLS_CERT: s.tls.cert, TLS_KEY: s.tls.key } : {}) },
     stdio: ['ignore', 'pipe', 'inherit'],
   });
   const l = await waitLine(proc, (x) => x.msg === 'listening');
@@ -134,7 +147,11 @@ events { worker_connections 8192; }
 http {
   access_log off; client_body_temp_path ${dir}; proxy_temp_path ${dir}; fastcgi_temp_path ${dir}; uwsgi_temp_path ${dir}; scgi_temp_path ${dir};
   keepalive_requests 1000000;
-  server { listen 127.0.0.1:${port} backlog=${s.backlog}; location / { default_type text/plain; return 200 "ok\\n"; } }
+  server {
+    listen 127.0.0.1:${port}${s.tls ? ' ssl' : ''} backlog=${s.backlog};
+    ${s.tls ? `ssl_certificate ${s.tls.cert}; ssl_certificate_key ${s.tls.key}; ssl_session_cache off; ssl_session_tickets off;` : ''}
+    location / { default_type text/plain; return 200 "ok\\n"; }
+  }
 }
 `,
   );

@@ -101,6 +101,10 @@ panel('Workers by state and restarts', 'Workers starting / ready / stalled / dra
   [`sum by (instance, state) (acceptor_workers{${I}})`, '{{state}} {{instance}}'],
   [`sum by (instance, reason) (increase(acceptor_worker_restarts_total{${I}}[$__rate_interval]))`, 'restarts: {{reason}} {{instance}}'],
 ]);
+panel('TLS handshakes', 'With TLS on (--tls-cert): handshake time from a worker taking the connection, and handshakes failed per second (plain-text clients, rejected certificates, clients that gave up).', 's', [
+  [`histogram_quantile(0.99, sum by (instance, le) (rate(acceptor_tls_handshake_duration_seconds_bucket{${I}}[$__rate_interval])))`, 'p99 {{instance}}'],
+  [`sum by (instance) (rate(acceptor_connection_errors_total{${I}, reason="tls_handshake"}[$__rate_interval]))`, 'failed/s {{instance}}'],
+]);
 endRow();
 row('Processes');
 panel('Event-loop lag p99', "Event-loop delay per process (worker slot, or primary): a stalled worker shows here before the watchdog replaces it.", 's', [[`max by (instance, worker) (nodejs_eventloop_lag_p99_seconds{${I}, ${W}})`, '{{worker}} {{instance}}']]);

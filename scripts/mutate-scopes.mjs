@@ -6,7 +6,7 @@ export const SCOPES = {
   admission: ['test/admission/queue.test.ts', 'test/admission/busy.test.ts', 'test/dispatch/handoff.test.ts', 'test/worker/tcp.test.ts', 'test/metrics/counters.test.ts'],
   dispatch: ['test/dispatch/handoff.test.ts', 'test/dispatch/accept.test.ts', 'test/dispatch/transport.test.ts', 'test/dispatch/fdpass.test.ts', 'test/dispatch/overload.test.ts', 'test/primary/pool.test.ts', 'test/metrics/counters.test.ts', 'test/dispatch/strategies.test.ts'],
   primary: ['test/primary/pool.test.ts', 'test/primary/readiness.test.ts', 'test/primary/watchdog.test.ts', 'test/cli.test.ts', 'test/handler/load.test.ts', 'test/metrics/primary.test.ts', 'test/dispatch/transport.test.ts', 'test/endpoint/bind.test.ts', 'test/endpoint/inherited.test.ts', 'test/dispatch/handoff.test.ts'],
-  worker: ['test/worker/http.test.ts', 'test/worker/tcp.test.ts', 'test/worker/idle.test.ts', 'test/dispatch/handoff.test.ts', 'test/dispatch/fdpass.test.ts', 'test/cli.test.ts', 'test/handler/load.test.ts', 'test/metrics/cluster.test.ts', 'test/primary/pool.test.ts'],
+  worker: ['test/worker/http.test.ts', 'test/worker/tcp.test.ts', 'test/worker/idle.test.ts', 'test/worker/tls.test.ts', 'test/dispatch/handoff.test.ts', 'test/dispatch/fdpass.test.ts', 'test/cli.test.ts', 'test/handler/load.test.ts', 'test/metrics/cluster.test.ts', 'test/primary/pool.test.ts'],
 };
 
 /** Narrower lists for single files (default: the scope's list). */
@@ -15,6 +15,7 @@ export const FILE_TESTS = {
   'src/admission/busy.ts': ['test/admission/busy.test.ts', 'test/dispatch/handoff.test.ts', 'test/worker/tcp.test.ts'],
   'src/primary/readiness.ts': ['test/primary/readiness.test.ts'],
   'src/worker/idle.ts': ['test/worker/idle.test.ts'],
+  'src/worker/tls.ts': ['test/worker/tls.test.ts'],
   'src/worker/fdpass.ts': ['test/dispatch/fdpass.test.ts', 'test/dispatch/handoff.test.ts', 'test/dispatch/transport.test.ts'],
   'src/worker/protocol.ts': ['test/dispatch/handoff.test.ts', 'test/dispatch/fdpass.test.ts', 'test/primary/pool.test.ts', 'test/worker/http.test.ts'],
   'src/dispatch/transport.ts': ['test/dispatch/transport.test.ts', 'test/dispatch/handoff.test.ts', 'test/dispatch/strategies.test.ts'],

@@ -9,6 +9,7 @@ export type Protocol = 'http' | 'tcp';
 export type TransportOption = 'auto' | 'fdpass' | 'ipc';
 export type LogLevel = 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
 export type LogFormat = 'json' | 'pretty';
+export type TlsBusy = 'alert' | 'reset';
 
 export interface AcceptorOptions {
   /** Host name or address to bind; undefined = all interfaces (`::` dual stack, else 0.0.0.0). */
@@ -36,6 +37,22 @@ export interface AcceptorOptions {
   transport: TransportOption;
   /** `http` (503 when busy) or `tcp` (busy line or reset). Default `http`. */
   protocol: Protocol;
+  /**
+   * PEM certificate (chain) file. With --tls-key, the workers terminate TLS: HTTPS (and HTTP/2 by
+   * ALPN, see http2) for `http`, TLS streams for `tcp`. Default none (plain text).
+   */
+  tlsCert: string | undefined;
+  /** PEM private key file for --tls-cert. Default none. */
+  tlsKey: string | undefined;
+  /** PEM file of intermediate certificates sent after --tls-cert. Default none. */
+  tlsCa: string | undefined;
+  /** Over TLS, offer HTTP/2 by ALPN (HTTP/1.1 stays available). Default true. */
+  http2: boolean;
+  /**
+   * How a refused TLS client is told busy, before any handshake: `alert` (a fatal TLS
+   * internal_error alert, which the client reports at once) or `reset`. Default `alert`.
+   */
+  tlsBusy: TlsBusy;
   /** Module whose default export is the request (http) or connection (tcp) listener. */
   handler: string | undefined;
   /** Serve /metrics at all. Default true. */
@@ -168,6 +185,11 @@ export const SPECS: { [K in keyof AcceptorOptions]: Spec<K> }[keyof AcceptorOpti
   { key: 'strategy', flag: 'strategy', arg: '<name>', help: 'handoff | round-robin | shared | reuseport (only handoff admits exactly)', def: () => 'handoff', defHelp: 'handoff', parse: oneOf<Strategy>('handoff', 'round-robin', 'shared', 'reuseport') },
   { key: 'transport', flag: 'transport', arg: '<name>', help: 'handoff only: auto | fdpass | ipc (auto = fdpass where the native addon loads)', def: () => 'auto', defHelp: 'auto', parse: oneOf<TransportOption>('auto', 'fdpass', 'ipc') },
   { key: 'protocol', flag: 'protocol', arg: '<name>', help: 'http | tcp', def: () => 'http', defHelp: 'http', parse: oneOf<Protocol>('http', 'tcp') },
+  { key: 'tlsCert', flag: 'tls-cert', arg: '<pem>', help: 'certificate (chain) file: the workers terminate TLS (HTTPS, HTTP/2 by ALPN)', def: () => undefined, defHelp: 'none: plain text', parse: existingFile },
+  { key: 'tlsKey', flag: 'tls-key', arg: '<pem>', help: 'private key file for --tls-cert', def: () => undefined, defHelp: 'none', parse: existingFile },
+  { key: 'tlsCa', flag: 'tls-ca', arg: '<pem>', help: 'intermediate certificates sent after --tls-cert', def: () => undefined, defHelp: 'none', parse: existingFile },
+  { key: 'http2', flag: 'http2', arg: '<bool>', help: 'over TLS, offer HTTP/2 by ALPN besides HTTP/1.1 (--no-http2: HTTP/1.1 only)', def: () => true, defHelp: 'true', parse: bool, boolean: true },
+  { key: 'tlsBusy', flag: 'tls-busy', arg: '<alert|reset>', help: 'how a refused TLS client is told busy: a TLS internal_error alert, or a TCP reset', def: () => 'alert', defHelp: 'alert', parse: oneOf<TlsBusy>('alert', 'reset') },
   { key: 'handler', flag: 'handler', arg: '<module>', help: 'module whose default export is the (req, res) or (socket) listener', def: () => undefined, defHelp: 'built-in app', parse: handlerPath },
   { key: 'metrics', flag: 'metrics', arg: '<bool>', help: 'serve Prometheus /metrics (--no-metrics turns it off)', def: () => true, defHelp: 'true', parse: bool, boolean: true },
   { key: 'metricsHost', flag: 'metrics-host', arg: '<addr>', help: 'address of the /metrics listener', def: () => '127.0.0.1', defHelp: '127.0.0.1', parse: text },
@@ -227,6 +249,11 @@ export function resolveOptions(overrides: Partial<AcceptorOptions> = {}, env: No
   }
   const opts = out as unknown as AcceptorOptions;
   if (opts.metricsTokenFile !== undefined) opts.metricsToken = tokenFromFile(opts);
+  if ((opts.tlsCert === undefined) !== (opts.tlsKey === undefined)) {
+    const missing = opts.tlsCert === undefined ? 'tls-cert' : 'tls-key';
+    throw new OptionError(missing, `missing --${missing}: TLS needs both --tls-cert and --tls-key`);
+  }
+  if (opts.tlsCa !== undefined && opts.tlsCert === undefined) throw new OptionError('tls-ca', 'invalid --tls-ca: it needs --tls-cert and --tls-key');
   if (opts.strategy === 'reuseport' && !supportsReusePort()) {
     throw new OptionError('strategy', `invalid --strategy "reuseport": needs Node >= 22.12 (this is ${process.version})`);
   }
@@ -260,7 +287,7 @@ export function parseArgv(argv: string[]): Partial<AcceptorOptions> | 'help' | '
     const arg = argv[i]!;
     if (arg === '--help' || arg === '-h') return 'help';
     if (arg === '--version') return 'version';
-    const m = /^--(no-)?([a-z][a-z-]*)(?:=(.*))?$/s.exec(arg);
+    const m = /^--(no-)?([a-z][a-z0-9-]*)(?:=(.*))?$/s.exec(arg);
     if (!m) throw new OptionError(arg, `unexpected argument ${JSON.stringify(arg)} (see --help)`);
     const [, no, flag, inline] = m as unknown as [string, string | undefined, string, string | undefined];
     const spec = BY_FLAG.get(flag);

@@ -1,6 +1,8 @@
 // Baseline: plain node:cluster, round-robin (Node's default on Linux), WORKERS workers, same handler.
 import cluster from 'node:cluster';
 import { createServer } from 'node:http';
+import { createServer as createHttpsServer } from 'node:https';
+import { readFileSync } from 'node:fs';
 import { pathToFileURL } from 'node:url';
 
 cluster.schedulingPolicy = cluster.SCHED_RR;
@@ -17,5 +19,7 @@ if (cluster.isPrimary) {
   });
 } else {
   const handler = (await import(pathToFileURL(process.env.HANDLER).href)).default;
-  createServer(handler).listen({ host: '127.0.0.1', port: Number(process.env.PORT ?? 0), backlog: Number(process.env.BACKLOG ?? 511) });
+  // HTTPS (the bench's TLS scenarios) when TLS_CERT and TLS_KEY are set.
+  const tls = process.env.TLS_CERT ? { cert: readFileSync(process.env.TLS_CERT), key: readFileSync(process.env.TLS_KEY) } : undefined;
+  (tls ? createHttpsServer(tls, handler) : createServer(handler)).listen({ host: '127.0.0.1', port: Number(process.env.PORT ?? 0), backlog: Number(process.env.BACKLOG ?? 511) });
 }

@@ -1,7 +1,10 @@
 // A connection storm on node:net: `concurrency` loops, each opening a new connection per attempt
 // until the deadline. `http` sends one GET with Connection: close and reads the answer; `tcp`
-// connects and closes (accepts without HTTP). Every attempt ends in exactly one outcome.
+// connects and closes (accepts without HTTP); `https` is `http` over a new TLS session each time
+// (no resumption: every attempt pays a full handshake, as a fresh client does). Every attempt
+// ends in exactly one outcome; a TLS client refused with the acceptor's alert counts as busy.
 import { connect } from 'node:net';
+import { connect as tlsConnect } from 'node:tls';
 
 export type ErrorKind = 'refused' | 'reset' | 'timeout' | 'other';
 export const ERROR_KINDS: readonly ErrorKind[] = ['refused', 'reset', 'timeout', 'other'];
@@ -9,7 +12,7 @@ export const ERROR_KINDS: readonly ErrorKind[] = ['refused', 'reset', 'timeout',
 export interface StormOptions {
   host: string;
   port: number;
-  mode: 'http' | 'tcp';
+  mode: 'http' | 'tcp' | 'https';
   concurrency: number;
   durationMs: number;
   /** An attempt with no answer by then is a timeout. */
@@ -59,7 +62,10 @@ export async function storm(o: StormOptions): Promise<StormResult> {
     new Promise((resolve) => {
       r.attempts++;
       const start = performance.now();
-      const socket = connect({ host: o.host, port: o.port });
+      const socket =
+        o.mode === 'https'
+          ? tlsConnect({ host: o.host, port: o.port, rejectUnauthorized: false, ALPNProtocols: ['http/1.1'] })
+          : connect({ host: o.host, port: o.port });
       let first = '';
       let error: string | undefined;
       let connected = false;
@@ -71,8 +77,9 @@ export async function storm(o: StormOptions): Promise<StormResult> {
         connected = true;
         r.connected++;
         if (o.mode === 'http') socket.write(REQUEST);
-        else socket.end();
+        else if (o.mode === 'tcp') socket.end();
       });
+      if (o.mode === 'https') socket.once('secureConnect', () => socket.write(REQUEST));
       socket.on('data', (d: Buffer) => {
         if (first.length < 16) first += d.toString('latin1', 0, 16);
       });
@@ -87,7 +94,7 @@ export async function storm(o: StormOptions): Promise<StormResult> {
         } else if (first.startsWith('HTTP/1.1 200')) {
           r.ok++;
           r.latency.ok.push(ms);
-        } else if (first.startsWith('HTTP/1.1 503') || (o.mode === 'tcp' && first.length > 0)) {
+        } else if (first.startsWith('HTTP/1.1 503') || (o.mode === 'tcp' && first.length > 0) || error === 'ERR_SSL_TLSV1_ALERT_INTERNAL_ERROR') {
           r.busy++;
           r.latency.busy.push(ms);
         } else if (first.startsWith('HTTP/')) {

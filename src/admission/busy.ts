@@ -1,7 +1,7 @@
 // "Server busy", said explicitly: HTTP 503 + Retry-After + Connection: close, or for raw TCP a
 // busy line or a reset. Never a silent close, never a hang.
 import type { Socket } from 'node:net';
-import type { Protocol } from '../options.js';
+import type { AcceptorOptions, Protocol, TlsBusy } from '../options.js';
 
 /** Why a connection was told busy. Label values of acceptor_connections_rejected_total. */
 export type RejectReason = 'queue_full' | 'queue_timeout' | 'shutting_down' | 'no_worker' | 'worker_full';
@@ -17,7 +17,18 @@ function closeOnTimeout(this: Socket): void {
   this.destroy();
 }
 
-export function busyPayload(protocol: Protocol, retryAfter: number, tcpBusy: string): Buffer | 'reset' {
+/**
+ * A fatal TLS alert record, internal_error (80), sent before any handshake: a TLS client reports
+ * it at once ("tlsv1 alert internal error"), where a plain-text 503 would be garbage to it and a
+ * handshake to send a real 503 would cost the primary its most expensive work exactly when it is
+ * overloaded (README, "HTTPS"). TLS has no "busy" alert; internal_error is the one for a failure
+ * unrelated to the peer. Record version TLS 1.2, as TLS 1.3 records are written.
+ */
+export const TLS_BUSY_ALERT = Buffer.from([0x15, 0x03, 0x03, 0x00, 0x02, 0x02, 80]);
+
+/** The busy answer; `tls` (--tls-busy) when the workers terminate TLS. */
+export function busyPayload(protocol: Protocol, retryAfter: number, tcpBusy: string, tls?: TlsBusy): Buffer | 'reset' {
+  if (tls !== undefined) return tls === 'reset' ? 'reset' : TLS_BUSY_ALERT;
   if (protocol === 'tcp') return tcpBusy === 'reset' ? 'reset' : Buffer.from(tcpBusy);
   const body = 'server busy\n';
   return Buffer.from(
@@ -28,6 +39,10 @@ export function busyPayload(protocol: Protocol, retryAfter: number, tcpBusy: str
       `Content-Length: ${body.length}\r\n\r\n${body}`,
   );
 }
+
+/** The busy answer these options give. */
+export const busyFor = (o: Pick<AcceptorOptions, 'protocol' | 'retryAfter' | 'tcpBusy' | 'tlsCert' | 'tlsBusy'>): Buffer | 'reset' =>
+  busyPayload(o.protocol, o.retryAfter, o.tcpBusy, o.tlsCert !== undefined ? o.tlsBusy : undefined);
 
 /**
  * Returns the refusal for one protocol, built once. The socket is read and discarded while the

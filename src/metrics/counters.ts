@@ -3,8 +3,8 @@
 import { REJECT_REASONS } from '../admission/busy.js';
 
 /** Connections that ended in error rather than served or refused (label `reason`). */
-export type ErrorReason = 'worker_exit' | 'handoff_failed' | 'accept_failed' | 'bad_request' | 'client_reset' | 'timeout' | 'handler_error';
-export const ERROR_REASONS: readonly ErrorReason[] = ['worker_exit', 'handoff_failed', 'accept_failed', 'bad_request', 'client_reset', 'timeout', 'handler_error'];
+export type ErrorReason = 'worker_exit' | 'handoff_failed' | 'accept_failed' | 'bad_request' | 'client_reset' | 'timeout' | 'handler_error' | 'tls_handshake';
+export const ERROR_REASONS: readonly ErrorReason[] = ['worker_exit', 'handoff_failed', 'accept_failed', 'bad_request', 'client_reset', 'timeout', 'handler_error', 'tls_handshake'];
 
 /** Why a worker was replaced (label `reason` of acceptor_worker_restarts_total). */
 export type RestartReason = 'crash' | 'startup' | 'watchdog' | 'reload';
@@ -15,7 +15,9 @@ const COUNTED = Symbol('acceptor.errorCounted');
 
 /** Counts `reason` for this connection unless it already has one. */
 export function countOnce(counters: Counters, socket: object, reason: ErrorReason): void {
-  const s = socket as { [COUNTED]?: true };
+  // A TLS socket counts on the connection it wraps (Node's `_parent`): whichever layer sees the
+  // error, the connection has one reason.
+  const s = ((socket as { _parent?: object })._parent ?? socket) as { [COUNTED]?: true };
   if (s[COUNTED]) return;
   s[COUNTED] = true;
   counters.errors[reason]++;

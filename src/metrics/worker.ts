@@ -9,12 +9,17 @@ import { defaultMetrics } from './defaults.js';
 /** Hand-off latency buckets, seconds: 10µs … 10s (queue waits included). */
 const DISPATCH_BUCKETS = [0.00001, 0.000025, 0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
 
+/** TLS handshake buckets, seconds: 100µs … 10s. */
+const HANDSHAKE_BUCKETS = [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
+
 export interface WorkerMetrics {
   register: Registry;
   dispatch: Histogram;
+  /** Present when the worker terminates TLS. */
+  handshake: Histogram | undefined;
 }
 
-export function workerRegistry(slot: number, counters: Counters, open: () => number, handled: () => number): WorkerMetrics {
+export function workerRegistry(slot: number, counters: Counters, open: () => number, handled: () => number, tls = false): WorkerMetrics {
   const register = new Registry();
   const registers = [register];
   const worker = String(slot);
@@ -42,5 +47,13 @@ export function workerRegistry(slot: number, counters: Counters, open: () => num
     buckets: DISPATCH_BUCKETS,
     registers,
   });
-  return { register, dispatch };
+  const handshake = tls
+    ? new Histogram({
+        name: 'acceptor_tls_handshake_duration_seconds',
+        help: 'Time from a worker taking a connection to its TLS handshake completing (failures: acceptor_connection_errors_total{reason="tls_handshake"}).',
+        buckets: HANDSHAKE_BUCKETS,
+        registers,
+      })
+    : undefined;
+  return { register, dispatch, handshake };
 }

@@ -7,7 +7,7 @@ import { createLogger, type Logger } from '../log.js';
 import { resolveEndpoint } from '../endpoint/resolve.js';
 import { bindEndpoint, effectiveBacklog, listenServer, probeEndpoint, somaxconn } from '../endpoint/bind.js';
 import { inheritedAddress, inheritedFd } from '../endpoint/inherited.js';
-import { busyPayload, makeRefuse } from '../admission/busy.js';
+import { busyFor, makeRefuse } from '../admission/busy.js';
 import { Handoff } from '../dispatch/handoff.js';
 import { chooseTransport, type Transport } from '../dispatch/transport.js';
 import { IpcTransport } from '../dispatch/ipc.js';
@@ -19,6 +19,7 @@ import { ClusterScrape } from '../metrics/cluster.js';
 import { serveMetrics, type ReadyCheck } from '../metrics/server.js';
 import { VERSION } from '../version.js';
 import { Pool } from './pool.js';
+import { loadCredentials } from '../worker/tls.js';
 import { Readiness } from './readiness.js';
 
 export interface Acceptor {
@@ -46,6 +47,8 @@ export async function startAcceptor(input: Partial<AcceptorOptions> = {}): Promi
   if (!cluster.isPrimary) throw new Error('startAcceptor() must run in the primary process, not in a cluster worker');
   const opts = resolveOptions(input);
   const log = createLogger(0, opts.logLevel, opts.logFormat);
+  // A certificate that does not load fails the start here, naming the file and the cause.
+  const credentials = loadCredentials(opts);
   const handoff = opts.strategy === 'handoff';
   // Chosen before binding: an explicit --transport fdpass that cannot load is a bad option.
   const transportChoice = handoff ? chooseTransport(opts.transport) : undefined;
@@ -76,7 +79,7 @@ export async function startAcceptor(input: Partial<AcceptorOptions> = {}): Promi
       : handoff
         ? await bindEndpoint(candidates, opts.port, listenBacklog)
         : { ...(await probeEndpoint(candidates, opts.port, listenBacklog)), server: undefined };
-  log.info({ address: bound.address, port: bound.port, backlog: opts.backlog, kernelBacklog, strategy: opts.strategy, transport: transportName, protocol: opts.protocol, workers: opts.workers, maxConnections: opts.maxConnections }, 'listening');
+  log.info({ address: bound.address, port: bound.port, backlog: opts.backlog, kernelBacklog, strategy: opts.strategy, transport: transportName, protocol: opts.protocol, tls: credentials ? { validTo: credentials.validTo, http2: opts.protocol === 'http' && opts.http2, busy: opts.tlsBusy } : false, workers: opts.workers, maxConnections: opts.maxConnections }, 'listening');
 
   const counters = new Counters();
   cluster.schedulingPolicy = opts.strategy === 'round-robin' ? cluster.SCHED_RR : cluster.SCHED_NONE;
@@ -91,7 +94,7 @@ export async function startAcceptor(input: Partial<AcceptorOptions> = {}): Promi
     failed: (error) => failStart(new Error(error)),
   });
   if (handoff) {
-    const busy = busyPayload(opts.protocol, opts.retryAfter, opts.tcpBusy);
+    const busy = busyFor(opts);
     const transport = (transportName === 'fdpass' ? new FdpassTransport((loadFdpass() as { addon: never }).addon, busy) : new IpcTransport(makeRefuse(busy))) as Transport<unknown>;
     dispatch = new Handoff(bound.server as Server, pool, opts.maxConnections, opts.backlog, opts.queueTimeout, counters, transport);
   }
@@ -130,6 +133,14 @@ export async function startAcceptor(input: Partial<AcceptorOptions> = {}): Promi
     metrics: () => (scrape ? scrape.text() : Promise.reject(new Error('metrics are off (--no-metrics)'))),
     reload() {
       if (closing) return Promise.resolve();
+      try {
+        // Rotated certificate files are read by the new workers; files that do not load now
+        // would fail every one of them, so the reload stops before it starts.
+        loadCredentials(opts);
+      } catch (err) {
+        log.error({ err: (err as Error).message }, 'reload refused: the workers keep serving with the certificate they have');
+        return Promise.resolve();
+      }
       reloading ??= (log.info('rolling reload'), pool.reload().finally(() => {
         reloading = undefined;
         log.info('reload done');

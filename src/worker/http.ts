@@ -1,7 +1,13 @@
 // HTTP in a worker: a node:http server that never binds. Connections are fed to it with
 // emit('connection'), whether handed over by the primary or accepted by the worker's listener.
-import { createServer, type Server, type ServerResponse } from 'node:http';
+// Over TLS it is node:https, or node:http2's secure server with HTTP/1.1 allowed (ALPN picks):
+// the same (req, res) handler serves both, and the same timeouts apply to HTTP/1.1.
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { createServer as createHttpsServer } from 'node:https';
+import { createSecureServer, type Http2ServerRequest, type Http2ServerResponse, type Http2Session } from 'node:http2';
 import type { Socket } from 'node:net';
+import type { Credentials } from './tls.js';
+import { tlsSocketOf } from './tls.js';
 import type { HttpHandler } from '../handler/load.js';
 import type { Logger } from '../log.js';
 import type { AcceptorOptions } from '../options.js';
@@ -13,44 +19,73 @@ const CLIENT_ERROR: Record<string, string> = {
 };
 
 export interface HttpServing {
+  /** Takes connections by emit('connection'); a tls.Server when `credentials` were given. */
   server: Server;
   /** Stop keeping connections alive: idle ones close now, busy ones after their response. */
   drain(sockets: Iterable<Socket>): void;
 }
 
-export function createHttp(handler: HttpHandler, opts: AcceptorOptions, counters: Counters, log: Logger): HttpServing {
+type Request = IncomingMessage | Http2ServerRequest;
+type Response = ServerResponse | Http2ServerResponse;
+
+export function createHttp(handler: HttpHandler, opts: AcceptorOptions, counters: Counters, log: Logger, credentials?: Credentials): HttpServing {
   let draining = false;
 
-  const fail = (err: unknown, res: ServerResponse): void => {
+  const fail = (err: unknown, req: Request, res: Response): void => {
     countOnce(counters, res.socket ?? res, 'handler_error');
     log.error({ err }, 'handler failed');
-    // Never a stack trace to the client.
-    if (!res.headersSent) res.writeHead(500, { 'content-type': 'text/plain', connection: 'close' }).end('internal server error\n');
+    // Never a stack trace to the client. HTTP/2 has no Connection header (it closes the stream).
+    if (!res.headersSent) (res as ServerResponse).writeHead(500, req.httpVersionMajor === 2 ? { 'content-type': 'text/plain' } : { 'content-type': 'text/plain', connection: 'close' }).end('internal server error\n');
     else res.destroy();
   };
 
-  const server = createServer(
-    {
-      headersTimeout: opts.headersTimeout,
-      requestTimeout: opts.requestTimeout,
-      keepAliveTimeout: opts.keepAliveTimeout,
-      // node:http enforces the two timeouts above only when it checks (default: every 30 s).
-      connectionsCheckingInterval: Math.max(100, Math.min(1000, Math.min(opts.headersTimeout, opts.requestTimeout) / 4)),
-    },
-    (req, res) => {
-      if (draining) res.shouldKeepAlive = false;
-      try {
-        const r = handler(req, res) as Promise<unknown> | undefined;
-        if (r && typeof r.then === 'function') r.then(undefined, (err: unknown) => fail(err, res));
-      } catch (err) {
-        fail(err, res);
-      }
-    },
-  );
+  const listener = (req: Request, res: Response): void => {
+    if (draining) (res as ServerResponse).shouldKeepAlive = false;
+    try {
+      const r = handler(req as IncomingMessage, res as ServerResponse) as Promise<unknown> | undefined;
+      if (r && typeof r.then === 'function') r.then(undefined, (err: unknown) => fail(err, req, res));
+    } catch (err) {
+      fail(err, req, res);
+    }
+  };
+  const timeouts = {
+    headersTimeout: opts.headersTimeout,
+    requestTimeout: opts.requestTimeout,
+    keepAliveTimeout: opts.keepAliveTimeout,
+    // node:http enforces the two timeouts above only when it checks (default: every 30 s).
+    connectionsCheckingInterval: Math.max(100, Math.min(1000, Math.min(opts.headersTimeout, opts.requestTimeout) / 4)),
+  };
+  const sessions = new Set<Http2Session>();
+  let server: Server;
+  if (!credentials) server = createServer(timeouts, listener);
+  else if (!opts.http2) server = createHttpsServer({ ...timeouts, cert: credentials.cert, key: credentials.key, ALPNProtocols: ['http/1.1'] }, listener) as unknown as Server;
+  else {
+    const h2 = createSecureServer({ cert: credentials.cert, key: credentials.key, allowHTTP1: true }, listener);
+    // Its HTTP/1.1 side reads these from the server object, as node:http does.
+    Object.assign(h2, timeouts);
+    h2.on('session', (s: Http2Session) => {
+      sessions.add(s);
+      s.once('close', () => sessions.delete(s));
+      if (draining) s.close();
+    });
+    // A client that rejects the certificate sends its alert after the server's side of the
+    // handshake is done; under HTTP/2 it surfaces here. Other session errors: the client's.
+    h2.on('sessionError', (err: NodeJS.ErrnoException, session: Http2Session) => {
+      const socket = session.socket as unknown as object;
+      countOnce(counters, socket, (err.code ?? '').startsWith('ERR_SSL_') ? 'tls_handshake' : 'client_reset');
+    });
+    server = h2 as unknown as Server;
+  }
   // No server.timeout: --idle-timeout is the worker's sweep (idle.ts), free per request.
   server.timeout = 0;
   server.on('clientError', (err: NodeJS.ErrnoException, socket: Socket) => {
     const code = err.code ?? '';
+    // Over TLS a failed handshake reaches here too (node:http2 passes its socket errors on).
+    if (code.startsWith('ERR_SSL_')) {
+      countOnce(counters, socket, 'tls_handshake');
+      socket.destroy();
+      return;
+    }
     if (code === 'ECONNRESET' || code === 'EPIPE' || !socket.writable) {
       countOnce(counters, socket, 'client_reset');
       socket.destroy();
@@ -71,8 +106,10 @@ export function createHttp(handler: HttpHandler, opts: AcceptorOptions, counters
     drain(sockets) {
       draining = true;
       server.closeIdleConnections();
+      // HTTP/2: GOAWAY; streams in flight finish, then the session closes.
+      for (const s of sessions) s.close();
       for (const s of sockets) {
-        const res = (s as Socket & { _httpMessage?: ServerResponse })._httpMessage;
+        const res = ((tlsSocketOf(s) ?? s) as Socket & { _httpMessage?: ServerResponse })._httpMessage;
         if (res && !res.headersSent) res.shouldKeepAlive = false;
       }
     },

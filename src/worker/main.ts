@@ -3,7 +3,7 @@
 import { createServer as createNetServer, type Socket } from 'node:net';
 import { createLogger } from '../log.js';
 import { loadError, loadHandler } from '../handler/load.js';
-import { busyPayload, makeRefuse } from '../admission/busy.js';
+import { busyFor, makeRefuse } from '../admission/busy.js';
 import { Counters, countOnce } from '../metrics/counters.js';
 import { workerRegistry } from '../metrics/worker.js';
 import { clock } from '../clock.js';
@@ -12,6 +12,8 @@ import { createHttp } from './http.js';
 import { sweepIdle } from './idle.js';
 import { HEARTBEAT_MS, type FromWorker, type ToWorker, type WorkerConfig } from './protocol.js';
 import { receiveHandoffs, type HandoffChannel } from './fdpass.js';
+import { loadCredentials, terminateTls, type Credentials } from './tls.js';
+import { createServer as createTlsServer, type Server as TlsServer } from 'node:tls';
 
 const config = JSON.parse(process.env.ACCEPTOR_WORKER_CONFIG ?? 'null') as WorkerConfig;
 delete process.env.ACCEPTOR_WORKER_CONFIG; // the handler's own child processes need not see it
@@ -25,16 +27,29 @@ const send = (msg: FromWorker, cb: () => void = ignore): void => {
   if (process.connected) process.send!(msg, undefined, undefined, cb);
 };
 
+/** Fails the start: the primary decides whether to give up or back off (see 'fail'). */
+async function failStart(error: string, fields: object): Promise<never> {
+  log.fatal(fields, error);
+  // The primary decides: fail the start, or back off and retry once the app has run healthy.
+  send({ t: 'fail', error }, () => process.exit(1));
+  setTimeout(() => process.exit(1), 1000);
+  return new Promise(() => {});
+}
+
+// Read by every new worker: a reload picks up certificate files rotated in place. One that no
+// longer loads fails this worker's start, and the reload keeps the old workers serving.
+let credentials: Credentials | undefined;
+try {
+  credentials = loadCredentials(opts);
+} catch (err) {
+  await failStart((err as Error).message, { err });
+}
+
 let handler;
 try {
   handler = await loadHandler(opts.handler, opts.protocol);
 } catch (err) {
-  const error = `cannot load handler ${opts.handler}: ${loadError(opts.handler!, err)}`;
-  log.fatal({ handler: opts.handler, err }, 'cannot load handler');
-  // The primary decides: fail the start, or back off and retry once the app has run healthy.
-  send({ t: 'fail', error }, () => process.exit(1));
-  setTimeout(() => process.exit(1), 1000);
-  await new Promise(() => {});
+  await failStart(`cannot load handler ${opts.handler}: ${loadError(opts.handler!, err)}`, { handler: opts.handler, err });
 }
 
 const sockets = new Set<Socket>();
@@ -42,7 +57,7 @@ let draining = false;
 let closedUnreported = 0;
 let handled = 0;
 // With --no-metrics there is no registry at all: no collectors, no histogram on the hand-off path.
-const metrics = opts.metrics ? workerRegistry(slot, counters, () => sockets.size, () => handled) : undefined;
+const metrics = opts.metrics ? workerRegistry(slot, counters, () => sockets.size, () => handled, credentials !== undefined) : undefined;
 const handoff = opts.strategy === 'handoff';
 
 sweepIdle(sockets, opts.idleTimeout, (socket) => {
@@ -50,12 +65,15 @@ sweepIdle(sockets, opts.idleTimeout, (socket) => {
   socket.destroy();
 });
 
-const http = opts.protocol === 'http' ? createHttp(handler as Parameters<typeof createHttp>[0], opts, counters, log) : undefined;
+const http = opts.protocol === 'http' ? createHttp(handler as Parameters<typeof createHttp>[0], opts, counters, log, credentials) : undefined;
 const tcpHandler = handler as (s: Socket) => unknown;
+// TLS: connections go to the TLS server, and what it decrypts to the handler.
+const tlsServer = credentials && !http ? createTlsServer({ cert: credentials.cert, key: credentials.key }, (s) => serveTcp(s)) : undefined;
+const tls = credentials ? terminateTls((http?.server ?? tlsServer) as TlsServer, counters, metrics?.handshake, log) : undefined;
 
 function serveTcp(socket: Socket): void {
   // Counted here, and never an uncaught exception when the handler attaches no listener of its own.
-  socket.on('error', () => countOnce(counters, socket, 'client_reset'));
+  socket.on('error', (err: NodeJS.ErrnoException) => countOnce(counters, socket, (err.code ?? '').startsWith('ERR_SSL_') ? 'tls_handshake' : 'client_reset'));
   try {
     tcpHandler(socket);
   } catch (err) {
@@ -92,14 +110,15 @@ function serve(socket: Socket): void {
   handled++;
   sockets.add(socket);
   socket.on('close', onClose);
-  if (http) http.server.emit('connection', socket);
+  if (tls) tls(socket);
+  else if (http) http.server.emit('connection', socket);
   else serveTcp(socket);
 }
 
 // Strategies where the worker accepts: it is its own admission, --max-connections at most.
 let listener: ReturnType<typeof createNetServer> | undefined;
 if (!handoff) {
-  const refuse = makeRefuse(busyPayload(opts.protocol, opts.retryAfter, opts.tcpBusy));
+  const refuse = makeRefuse(busyFor(opts));
   listener = createNetServer((socket) => {
     counters.accepted++;
     if (sockets.size >= opts.maxConnections || draining) {

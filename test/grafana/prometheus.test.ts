@@ -7,6 +7,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { start, fixture, until, freeFixedPort } from '../helpers/cli.js';
 import { get, rawRequest } from '../helpers/http.js';
+import { makeCert, tlsRequest } from '../helpers/tls.js';
 import { panels } from '../../grafana/dashboard.js';
 
 const GRAFANA = fileURLToPath(new URL('../../grafana/', import.meta.url));
@@ -47,9 +48,10 @@ const legend = (format: string, s: Series): string => format.replace(/\{\{\s*(\w
 t.test('two instances, one Prometheus: every dashboard query and alert returns data, and every panel reads per instance', { skip }, async (t) => {
   const holdFile = join(t.testdir(), 'never');
   const env = { HOLD_FILE: holdFile };
-  // a: full and refusing. b: one connection held, nothing refused, other limits.
+  // a: full and refusing. b: HTTPS, one connection held, nothing refused, other limits.
+  const cert = makeCert(t.testdir());
   const a = await start(['--workers', '2', '--max-connections', '2', '--backlog', '2', '--handler', fixture('hold.mjs')], { env });
-  const b = await start(['--workers', '1', '--max-connections', '3', '--backlog', '5', '--handler', fixture('hold.mjs')], { env });
+  const b = await start(['--workers', '1', '--max-connections', '3', '--backlog', '5', '--handler', fixture('hold.mjs'), '--tls-cert', cert.cert, '--tls-key', cert.key], { env });
   t.teardown(() => (a.stop('SIGKILL'), b.stop('SIGKILL')));
   const A = `127.0.0.1:${a.metricsPort}`;
   const B = `127.0.0.1:${b.metricsPort}`;
@@ -82,9 +84,8 @@ t.test('two instances, one Prometheus: every dashboard query and alert returns d
     await h.connected;
     held.push(h);
   }
-  const heldB = rawRequest(b.port);
-  await heldB.connected;
-  held.push(heldB);
+  const heldB = tlsRequest(b.port, cert.ca);
+  await heldB.secure;
   let busy = 0;
   const end = Date.now() + 6000;
   while (Date.now() < end) {
@@ -158,5 +159,12 @@ t.test('two instances, one Prometheus: every dashboard query and alert returns d
   t.same(instances(rejecting), [A], 'the rejection alert condition holds for the refusing instance only');
   const queueFull = await query(exprs[1]!);
   t.same(instances(queueFull), [A], 'the queue-near-capacity condition holds for the full instance only');
-  for (const h of held) h.socket.destroy();
+  // A fresh handshake, inside the panel's rate window.
+  const fresh = tlsRequest(b.port, cert.ca);
+  await fresh.secure;
+  fresh.socket.destroy();
+  await until(async () => ((await one(target('TLS handshakes'), B)) ?? 0) > 0, 10_000, 250);
+  t.pass('b: its handshake time');
+  t.equal(await one(target('TLS handshakes'), A), undefined, 'a: none, it serves plain text');
+  for (const h of [...held, heldB]) h.socket.destroy();
 });

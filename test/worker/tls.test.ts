@@ -1,0 +1,206 @@
+// TLS in the workers, with real clients (node:tls, node:http2, curl, openssl s_client) against
+// certificates made here: HTTPS and HTTP/2 served on every strategy, TLS for raw TCP, the busy
+// answer a TLS client can read, failed handshakes counted and closed, rotation on SIGHUP under
+// load, and bad certificates refused with one line.
+import t from 'tap';
+import { spawnSync } from 'node:child_process';
+import { copyFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { connect as netConnect } from 'node:net';
+import { connect as tlsConnect } from 'node:tls';
+import { start, run, fixture, until, workerPids, TRANSPORTS } from '../helpers/cli.js';
+import { read, scrape, value } from '../helpers/metrics.js';
+import { makeCert, tlsRequest, h2Get, type TlsResult } from '../helpers/tls.js';
+
+const have = (cmd: string, arg = '--version'): boolean => spawnSync(cmd, [arg]).status === 0;
+const curl = have('curl');
+const openssl = have('openssl', 'version');
+// In CI a missing curl or openssl is a failure: .ci/run installs them.
+const skipCurl = curl || process.env.CI ? false : 'curl not installed (apt-get install curl); CI installs it';
+const skipOpenssl = openssl || process.env.CI ? false : 'openssl not installed; CI installs it';
+
+const tlsArgs = (c: { cert: string; key: string }): string[] => ['--tls-cert', c.cert, '--tls-key', c.key];
+
+for (const [name, extra] of [...TRANSPORTS.map((tr) => [`handoff/${tr}`, ['--transport', tr]] as const), ['round-robin', ['--strategy', 'round-robin']] as const, ['shared', ['--strategy', 'shared']] as const]) {
+  t.test(`${name}: HTTPS with HTTP/2 by ALPN and HTTP/1.1 alike, the same handler`, async (t) => {
+    const c = makeCert(t.testdir());
+    const acc = await start(['--workers', '2', '--host', '127.0.0.1', ...extra, ...tlsArgs(c)]);
+    t.teardown(() => acc.stop('SIGKILL'));
+    const h1 = await tlsRequest(acc.port, c.ca).response;
+    t.equal(h1.status, 200, 'HTTP/1.1 over TLS served');
+    t.equal(h1.fingerprint, c.fingerprint, 'with the configured certificate');
+    t.equal(h1.alpn, 'http/1.1');
+    const h2 = await h2Get(acc.port, c.ca);
+    t.equal(h2.status, 200, 'HTTP/2 served');
+    t.equal(h2.alpn, 'h2');
+    t.equal(h2.body, h1.body.replace(/\r\n/g, '\n'), 'the same answer from the same handler');
+    const m = await scrape(acc.metricsPort);
+    t.ok((value(m, 'acceptor_tls_handshake_duration_seconds_count') ?? 0) >= 2, 'handshakes observed');
+    t.equal(value(m, 'acceptor_connection_errors_total{reason="tls_handshake"}'), 0, 'none failed');
+  });
+}
+
+t.test('--no-http2: HTTP/1.1 only; an h2-only client is not given h2', async (t) => {
+  const c = makeCert(t.testdir());
+  const acc = await start(['--workers', '1', '--host', '127.0.0.1', '--no-http2', ...tlsArgs(c)]);
+  t.teardown(() => acc.stop('SIGKILL'));
+  const h1 = await tlsRequest(acc.port, c.ca, { alpn: ['h2', 'http/1.1'] }).response;
+  t.equal(h1.status, 200);
+  t.equal(h1.alpn, 'http/1.1', 'ALPN picks HTTP/1.1');
+  await t.rejects(h2Get(acc.port, c.ca), 'an HTTP/2 client cannot speak h2 here');
+});
+
+t.test('curl --cacert: HTTP/2 and HTTP/1.1', { skip: skipCurl }, async (t) => {
+  const c = makeCert(t.testdir());
+  const acc = await start(['--workers', '1', '--host', '127.0.0.1', ...tlsArgs(c)]);
+  t.teardown(() => acc.stop('SIGKILL'));
+  for (const [flag, want] of [['--http2', '2'], ['--http1.1', '1.1']]) {
+    const r = spawnSync('curl', ['-sS', flag!, '--cacert', c.cert, '-o', '/dev/null', '-w', '%{http_code} %{http_version}', `https://localhost:${acc.port}/`], { encoding: 'utf8', timeout: 10_000 });
+    t.equal(r.stdout, `200 ${want}`, `curl ${flag}: ${r.stderr}`);
+  }
+});
+
+t.test('tcp over TLS: the built-in echo, decrypted', async (t) => {
+  const c = makeCert(t.testdir());
+  const acc = await start(['--workers', '1', '--host', '127.0.0.1', '--protocol', 'tcp', ...tlsArgs(c)]);
+  t.teardown(() => acc.stop('SIGKILL'));
+  const s = tlsConnect({ port: acc.port, host: '127.0.0.1', ca: c.ca, servername: 'localhost' });
+  await new Promise((r) => s.once('secureConnect', r));
+  s.write('hello\n');
+  const got = await new Promise<string>((r) => s.once('data', (d: Buffer) => r(d.toString())));
+  s.destroy();
+  t.match(got, /hello/, 'echoed');
+});
+
+// Saturation: one slot and one waiting; the next TLS client is told busy before any handshake.
+for (const [name, extra] of [...TRANSPORTS.map((tr) => [`handoff/${tr}`, ['--transport', tr]] as const), ['shared', ['--strategy', 'shared']] as const]) {
+  for (const busy of ['alert', 'reset'] as const) {
+    t.test(`${name}: saturated, --tls-busy ${busy}: the next TLS client fails at once with ${busy === 'alert' ? 'an internal_error alert' : 'a reset'}, counted`, async (t) => {
+      const dir = t.testdir();
+      const c = makeCert(dir);
+      const holdFile = join(dir, 'release');
+      const shared = name === 'shared';
+      const acc = await start(['--workers', '1', '--max-connections', '1', '--backlog', '1', '--host', '127.0.0.1', '--tls-busy', busy, '--handler', fixture('hold.mjs'), ...extra, ...tlsArgs(c)], { env: { HOLD_FILE: holdFile } });
+      t.teardown(() => acc.stop('SIGKILL'));
+      const held = [tlsRequest(acc.port, c.ca)];
+      await held[0]!.secure;
+      if (!shared) {
+        // handoff: the second waits in the primary's queue, unread.
+        held.push(tlsRequest(acc.port, c.ca));
+        await until(async () => (await read(acc.metricsPort, 'acceptor_queue_depth')) === 1);
+      }
+      const reason = shared ? 'worker_full' : 'queue_full';
+      const before = await read(acc.metricsPort, `acceptor_connections_rejected_total{reason="${reason}"}`);
+      const refused: TlsResult[] = [];
+      for (let i = 0; i < 3; i++) refused.push(await tlsRequest(acc.port, c.ca).response);
+      const want = busy === 'alert' ? 'ERR_SSL_TLSV1_ALERT_INTERNAL_ERROR' : 'ECONNRESET';
+      t.same(refused.map((r) => r.error), [want, want, want], `the client says ${want}`);
+      t.ok(refused.every((r) => r.ms < 2000), `at once: ${refused.map((r) => r.ms).join(', ')} ms`);
+      t.equal(await read(acc.metricsPort, `acceptor_connections_rejected_total{reason="${reason}"}`), before + 3, `3 counted as ${reason}`);
+      writeFileSync(holdFile, '');
+      const served = await Promise.all(held.map((h) => h.response));
+      t.same(served.map((r) => r.status), held.map(() => 200), 'what was admitted is served');
+    });
+  }
+}
+
+t.test('failed handshakes: a plain-text client, a client that rejects the name, openssl s_client; counted once each and closed, the worker lives', { skip: skipOpenssl }, async (t) => {
+  const c = makeCert(t.testdir());
+  const acc = await start(['--workers', '1', '--host', '127.0.0.1', ...tlsArgs(c)]);
+  t.teardown(() => acc.stop('SIGKILL'));
+  const [pid] = workerPids(acc);
+  const failed = (): Promise<number> => read(acc.metricsPort, 'acceptor_connection_errors_total{reason="tls_handshake"}');
+  t.equal(await failed(), 0);
+
+  // Plain HTTP to the TLS port: closed, no answer it could misread.
+  const plain = netConnect(acc.port, '127.0.0.1');
+  plain.write('GET / HTTP/1.1\r\nHost: localhost\r\n\r\n');
+  let got = '';
+  plain.on('data', (d: Buffer) => (got += d.toString('latin1')));
+  plain.on('error', () => {});
+  await new Promise((r) => plain.on('close', r));
+  t.notMatch(got, /^HTTP\//, 'no plain-text response');
+  await until(async () => (await failed()) === 1);
+
+  // A client that checks the name and finds it wrong (wrong SNI).
+  const wrong = await tlsRequest(acc.port, c.ca, { servername: 'wrong.example' }).response;
+  t.equal(wrong.error, 'ERR_TLS_CERT_ALTNAME_INVALID', 'the client rejects the certificate');
+  await until(async () => (await failed()) === 2);
+
+  // openssl s_client with a wrong name and verification on: it sends its alert.
+  const r = spawnSync('openssl', ['s_client', '-connect', `127.0.0.1:${acc.port}`, '-servername', 'wrong.example', '-verify_hostname', 'wrong.example', '-CAfile', c.cert, '-verify_return_error'], { input: '', encoding: 'utf8', timeout: 10_000 });
+  t.not(r.status, 0, 'openssl s_client fails verification');
+  await until(async () => (await failed()) === 3);
+
+  const ok = await tlsRequest(acc.port, c.ca).response;
+  t.equal(ok.status, 200, 'and a good client is served');
+  t.same(workerPids(acc), [pid], 'by the same worker');
+  t.equal(await failed(), 3, 'each failure counted once');
+});
+
+t.test('rotation: SIGHUP picks up new certificate files under load, no request fails; a broken file keeps the old workers', async (t) => {
+  const dir = t.testdir();
+  const a = makeCert(dir, 'a');
+  const b = makeCert(dir, 'b');
+  const live = { cert: join(dir, 'live.pem'), key: join(dir, 'live-key.pem') };
+  copyFileSync(a.cert, live.cert);
+  copyFileSync(a.key, live.key);
+  const ca = Buffer.concat([a.ca, b.ca]);
+  const acc = await start(['--workers', '2', '--host', '127.0.0.1', ...tlsArgs(live)]);
+  t.teardown(() => acc.stop('SIGKILL'));
+  t.equal((await tlsRequest(acc.port, ca).response).fingerprint, a.fingerprint, 'serving a');
+
+  let stop = false;
+  const seen = new Map<string, number>();
+  const failed: string[] = [];
+  const loops = Array.from({ length: 3 }, async () => {
+    while (!stop) {
+      const r = await tlsRequest(acc.port, ca).response;
+      if (r.status !== 200) failed.push(r.error ?? String(r.status));
+      else seen.set(r.fingerprint!, (seen.get(r.fingerprint!) ?? 0) + 1);
+    }
+  });
+  copyFileSync(b.cert, live.cert);
+  copyFileSync(b.key, live.key);
+  const mark = acc.lines.length;
+  acc.proc.kill('SIGHUP');
+  await acc.waitFor((l) => l.msg === 'reload done', 20_000, mark);
+  await until(async () => (await tlsRequest(acc.port, ca).response).fingerprint === b.fingerprint);
+  stop = true;
+  await Promise.all(loops);
+  t.same(failed, [], 'no request failed during the reload');
+  t.ok((seen.get(a.fingerprint) ?? 0) > 0 && (seen.get(b.fingerprint) ?? 0) > 0, `served with a, then b (${seen.get(a.fingerprint)} and ${seen.get(b.fingerprint)})`);
+  t.comment(`figure: certificate rotation under 3 request loops: ${(seen.get(a.fingerprint) ?? 0) + (seen.get(b.fingerprint) ?? 0)} served, ${failed.length} failed`);
+
+  // A broken certificate: the reload is refused, the workers stay, still serving b.
+  const pids = workerPids(acc).sort();
+  writeFileSync(live.cert, 'not a certificate\n');
+  const mark2 = acc.lines.length;
+  acc.proc.kill('SIGHUP');
+  const refused = await acc.waitFor((l) => l.msg === 'reload refused: the workers keep serving with the certificate they have', 10_000, mark2);
+  t.match(String(refused.err), `cannot load TLS certificate ${live.cert}`, 'the log names the file');
+  t.same(workerPids(acc).sort(), pids, 'the same workers');
+  t.equal((await tlsRequest(acc.port, ca).response).fingerprint, b.fingerprint, 'still serving b');
+});
+
+t.test('bad TLS files at start: exit 1 with one line naming the file and the cause; a missing half: exit 2', async (t) => {
+  const dir = t.testdir();
+  const a = makeCert(dir, 'a');
+  const b = makeCert(dir, 'b');
+  const junk = join(dir, 'junk.pem');
+  writeFileSync(junk, 'junk\n');
+  const cases: [string[], number, RegExp][] = [
+    [['--tls-cert', junk, '--tls-key', a.key], 1, new RegExp(`^acceptor: cannot load TLS certificate ${junk}: .+\\n$`)],
+    [['--tls-cert', a.cert, '--tls-key', junk], 1, new RegExp(`^acceptor: cannot load TLS key ${junk}: .+\\n$`)],
+    [['--tls-cert', a.cert, '--tls-key', b.key], 1, new RegExp(`^acceptor: cannot use TLS key ${b.key} with certificate ${a.cert}: .*key values mismatch\\n$`)],
+    [['--tls-cert', a.cert], 2, /^acceptor: missing --tls-key: TLS needs both --tls-cert and --tls-key\n$/],
+    [['--tls-key', a.key], 2, /^acceptor: missing --tls-cert: /],
+    [['--tls-busy', 'loud'], 2, /^acceptor: invalid --tls-busy "loud": expected one of alert, reset\n$/],
+  ];
+  for (const [args, code, line] of cases) {
+    const r = run(['--workers', '1', '--host', '127.0.0.1', ...args], { wait: 'none' });
+    const { code: exit } = await r.exited;
+    t.equal(exit, code, `${args.join(' ')}: exit ${code}`);
+    t.match(r.stderr(), line, `${args.join(' ')}: one line`);
+  }
+});
