@@ -5,7 +5,8 @@ import t, { type Test } from 'tap';
 import { createServer, connect, type Socket, type Server } from 'node:net';
 import { get } from 'node:http';
 import { once } from 'node:events';
-import { busyPayload, makeRefuse } from '../../src/admission/busy.js';
+import { busyFor, busyPayload, makeRefuse, TLS_BUSY_ALERT } from '../../src/admission/busy.js';
+import { connect as tlsConnect } from 'node:tls';
 
 /** A loopback server that refuses every connection with `payload`; `sockets` are its own ends. */
 async function refusing(t: Test, payload: Buffer | 'reset'): Promise<{ port: number; sockets: Socket[]; server: Server }> {
@@ -92,4 +93,17 @@ t.test('a client that resets while the answer is written: the error is swallowed
   c.resetAndDestroy();
   const hadError = await serverEnd;
   t.equal(hadError, true, 'the server end saw the reset as an error, and the process lives on');
+});
+
+t.test('TLS: the alert a TLS client reports at once; busyFor picks it only with a certificate', async (t) => {
+  t.same(busyPayload('http', 1, 'x', 'reset'), 'reset');
+  t.same(busyPayload('tcp', 1, 'x', 'alert'), TLS_BUSY_ALERT, 'for tcp over TLS too');
+  const base = { protocol: 'http' as const, retryAfter: 1, tcpBusy: 'busy\r\n', tlsBusy: 'alert' as const };
+  t.same(busyFor({ ...base, tlsCert: undefined }), busyPayload('http', 1, ''), 'no certificate: the plain 503');
+  t.same(busyFor({ ...base, tlsCert: '/c.pem' }), TLS_BUSY_ALERT);
+  t.same(busyFor({ ...base, tlsCert: '/c.pem', tlsBusy: 'reset' }), 'reset');
+  const { port } = await refusing(t, TLS_BUSY_ALERT);
+  const c = tlsConnect({ port, host: '127.0.0.1', rejectUnauthorized: false });
+  const code = await new Promise<string | undefined>((r) => c.on('error', (e: NodeJS.ErrnoException) => r(e.code)));
+  t.equal(code, 'ERR_SSL_TLSV1_ALERT_INTERNAL_ERROR');
 });

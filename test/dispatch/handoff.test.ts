@@ -81,6 +81,23 @@ for (const transport of TRANSPORTS) {
     t.same(bodies, ['/0 1', '/1 2', '/2 3', '/3 4', '/4 5', '/5 6']);
   });
 
+  t.test(`${transport}: between equally loaded workers, the choice goes round them in turn`, async (t) => {
+    const acc = await start(['--transport', transport, '--workers', '3', '--max-connections', '100', '--handler', fixture('hold.mjs')]);
+    t.teardown(() => acc.stop('SIGKILL'));
+    const idle = async (): Promise<boolean> => {
+      const m = await scrape(acc.metricsPort);
+      return [1, 2, 3].every((w) => value(m, `acceptor_worker_connections{worker="${w}"}`) === 0);
+    };
+    const pids: string[] = [];
+    for (let i = 0; i < 6; i++) {
+      // Every worker idle (its close reported, the primary's slot freed): a three-way tie.
+      await until(idle);
+      pids.push((await rawRequest(acc.port).response).body.trim());
+    }
+    t.equal(new Set(pids.slice(0, 3)).size, 3, `three different workers first (${pids.join(', ')})`);
+    t.same(pids.slice(3), pids.slice(0, 3), 'then the same turn again');
+  });
+
   t.test(`${transport}: a connection that waits longer than --queue-timeout is told busy`, async (t) => {
     const dir = t.testdir();
     const holdFile = join(dir, 'release');
