@@ -113,6 +113,26 @@ t.test('shutting_down +1 for a connection during the drain', async (t) => {
   t.equal((await acc.exited).code, 0);
 });
 
+t.test('shutting_down for every connection still waiting in the queue at SIGTERM, told at once', async (t) => {
+  const holdFile = join(t.testdir(), 'release');
+  const acc = await start(['--workers', '1', '--max-connections', '1', '--backlog', '3', '--handler', fixture('hold.mjs')], { env: { HOLD_FILE: holdFile } });
+  t.teardown(() => acc.stop('SIGKILL'));
+  const b = await read(acc.metricsPort, REJ('shutting_down'));
+  const held = rawRequest(acc.port);
+  await held.connected;
+  await untilValue(acc.metricsPort, 'acceptor_worker_connections{worker="1"}', 1);
+  const waiting = [rawRequest(acc.port), rawRequest(acc.port)];
+  await untilValue(acc.metricsPort, 'acceptor_queue_depth', 2);
+  acc.proc.kill('SIGTERM');
+  // Told busy while the held one is still held: the drain does not make them wait for it.
+  const told = await Promise.all(waiting.map((w) => w.response));
+  t.same(told.map((r) => r.status), [503, 503], 'both waiting told busy');
+  t.equal((await read(acc.metricsPort, REJ('shutting_down'))) - b, 2, 'shutting_down +2');
+  writeFileSync(holdFile, '');
+  t.equal((await held.response).status, 200, 'the one in the slot is served');
+  t.equal((await acc.exited).code, 0);
+});
+
 t.test('worker_exit counts connections lost with a killed worker', async (t) => {
   const holdFile = join(t.testdir(), 'never');
   const acc = await start(['--workers', '1', '--handler', fixture('hold.mjs')], { env: { HOLD_FILE: holdFile } });
