@@ -17,12 +17,13 @@ const curl = have('curl');
 const openssl = have('openssl', 'version');
 // In CI a missing curl or openssl is a failure: .ci/run installs them.
 const skipCurl = curl || process.env.CI ? false : 'curl not installed (apt-get install curl); CI installs it';
-const skipOpenssl = openssl || process.env.CI ? false : 'openssl not installed; CI installs it';
+// Every test here makes its certificates with openssl.
+const skipOpenssl = openssl || process.env.CI ? false : 'openssl not installed (apt-get install openssl); CI installs it';
 
 const tlsArgs = (c: { cert: string; key: string }): string[] => ['--tls-cert', c.cert, '--tls-key', c.key];
 
 for (const [name, extra] of [...TRANSPORTS.map((tr) => [`handoff/${tr}`, ['--transport', tr]] as const), ['round-robin', ['--strategy', 'round-robin']] as const, ['shared', ['--strategy', 'shared']] as const]) {
-  t.test(`${name}: HTTPS with HTTP/2 by ALPN and HTTP/1.1 alike, the same handler`, async (t) => {
+  t.test(`${name}: HTTPS with HTTP/2 by ALPN and HTTP/1.1 alike, the same handler`, { skip: skipOpenssl }, async (t) => {
     const c = makeCert(t.testdir());
     const acc = await start(['--workers', '2', '--host', '127.0.0.1', ...extra, ...tlsArgs(c)]);
     t.teardown(() => acc.stop('SIGKILL'));
@@ -40,7 +41,7 @@ for (const [name, extra] of [...TRANSPORTS.map((tr) => [`handoff/${tr}`, ['--tra
   });
 }
 
-t.test('--no-http2: HTTP/1.1 only; an h2-only client is not given h2', async (t) => {
+t.test('--no-http2: HTTP/1.1 only; an h2-only client is not given h2', { skip: skipOpenssl }, async (t) => {
   const c = makeCert(t.testdir());
   const acc = await start(['--workers', '1', '--host', '127.0.0.1', '--no-http2', ...tlsArgs(c)]);
   t.teardown(() => acc.stop('SIGKILL'));
@@ -50,7 +51,7 @@ t.test('--no-http2: HTTP/1.1 only; an h2-only client is not given h2', async (t)
   await t.rejects(h2Get(acc.port, c.ca), 'an HTTP/2 client cannot speak h2 here');
 });
 
-t.test('curl --cacert: HTTP/2 and HTTP/1.1', { skip: skipCurl }, async (t) => {
+t.test('curl --cacert: HTTP/2 and HTTP/1.1', { skip: skipCurl || skipOpenssl }, async (t) => {
   const c = makeCert(t.testdir());
   const acc = await start(['--workers', '1', '--host', '127.0.0.1', ...tlsArgs(c)]);
   t.teardown(() => acc.stop('SIGKILL'));
@@ -60,7 +61,7 @@ t.test('curl --cacert: HTTP/2 and HTTP/1.1', { skip: skipCurl }, async (t) => {
   }
 });
 
-t.test('tcp over TLS: the built-in echo, decrypted', async (t) => {
+t.test('tcp over TLS: the built-in echo, decrypted', { skip: skipOpenssl }, async (t) => {
   const c = makeCert(t.testdir());
   const acc = await start(['--workers', '1', '--host', '127.0.0.1', '--protocol', 'tcp', ...tlsArgs(c)]);
   t.teardown(() => acc.stop('SIGKILL'));
@@ -75,7 +76,7 @@ t.test('tcp over TLS: the built-in echo, decrypted', async (t) => {
 // Saturation: one slot and one waiting; the next TLS client is told busy before any handshake.
 for (const [name, extra] of [...TRANSPORTS.map((tr) => [`handoff/${tr}`, ['--transport', tr]] as const), ['shared', ['--strategy', 'shared']] as const]) {
   for (const busy of ['alert', 'reset'] as const) {
-    t.test(`${name}: saturated, --tls-busy ${busy}: the next TLS client fails at once with ${busy === 'alert' ? 'an internal_error alert' : 'a reset'}, counted`, async (t) => {
+    t.test(`${name}: saturated, --tls-busy ${busy}: the next TLS client fails at once with ${busy === 'alert' ? 'an internal_error alert' : 'a reset'}, counted`, { skip: skipOpenssl }, async (t) => {
       const dir = t.testdir();
       const c = makeCert(dir);
       const holdFile = join(dir, 'release');
@@ -138,7 +139,7 @@ t.test('failed handshakes: a plain-text client, a client that rejects the name, 
   t.equal(await failed(), 3, 'each failure counted once');
 });
 
-t.test('rotation: SIGHUP picks up new certificate files under load, no request fails; a broken file keeps the old workers', async (t) => {
+t.test('rotation: SIGHUP picks up new certificate files under load, no request fails; a broken file keeps the old workers', { skip: skipOpenssl }, async (t) => {
   const dir = t.testdir();
   const a = makeCert(dir, 'a');
   const b = makeCert(dir, 'b');
@@ -183,7 +184,7 @@ t.test('rotation: SIGHUP picks up new certificate files under load, no request f
   t.equal((await tlsRequest(acc.port, ca).response).fingerprint, b.fingerprint, 'still serving b');
 });
 
-t.test('bad TLS files at start: exit 1 with one line naming the file and the cause; a missing half: exit 2', async (t) => {
+t.test('bad TLS files at start: exit 1 with one line naming the file and the cause; a missing half: exit 2', { skip: skipOpenssl }, async (t) => {
   const dir = t.testdir();
   const a = makeCert(dir, 'a');
   const b = makeCert(dir, 'b');
