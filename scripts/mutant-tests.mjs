@@ -17,5 +17,16 @@ if (id !== undefined) {
   const file = readdirSync(dir).map((f) => join(dir, f)).find((f) => readFileSync(f, 'utf8').includes(needle));
   if (file && FILE_TESTS[file]) tests = FILE_TESTS[file];
 }
+// A mutant that timed out had its tests killed, and the acceptors they started live on: stop
+// what the sandbox's build still runs before the next mutant (one runs at a time), or each leak
+// slows every later run.
+const built = join(process.cwd(), 'dist', 'src');
+for (const pid of readdirSync('/proc').filter((p) => /^\d+$/.test(p) && Number(p) !== process.pid)) {
+  try {
+    if (readFileSync(`/proc/${pid}/cmdline`, 'utf8').includes(built)) process.kill(Number(pid), 'SIGKILL');
+  } catch {
+    // gone already, or not ours to read
+  }
+}
 const r = spawnSync('npx', ['tap', '--disable-coverage', '--bail', '--reporter=terse', ...tests], { stdio: 'inherit' });
 process.exit(r.status ?? 1);
