@@ -21,7 +21,8 @@ if (id !== undefined) {
 // what the sandbox's build still runs before the next mutant (one runs at a time), or each leak
 // slows every later run.
 const built = join(process.cwd(), 'dist', 'src');
-for (const pid of readdirSync('/proc').filter((p) => /^\d+$/.test(p) && Number(p) !== process.pid)) {
+const inSandbox = process.cwd().includes('.stryker-tmp');
+for (const pid of inSandbox ? readdirSync('/proc').filter((p) => /^\d+$/.test(p) && Number(p) !== process.pid) : []) {
   try {
     if (readFileSync(`/proc/${pid}/cmdline`, 'utf8').includes(built)) process.kill(Number(pid), 'SIGKILL');
   } catch {
