@@ -9,7 +9,8 @@ import { join } from 'node:path';
 import { connect as netConnect } from 'node:net';
 import { connect as tlsConnect } from 'node:tls';
 import { start, run, fixture, until, workerPids, TRANSPORTS } from '../helpers/cli.js';
-import { read, scrape, value } from '../helpers/metrics.js';
+import { read, scrape, value, untilValue } from '../helpers/metrics.js';
+import { connect as h2Connect } from 'node:http2';
 import { makeCert, tlsRequest, h2Get, type TlsResult } from '../helpers/tls.js';
 
 const have = (cmd: string, arg = '--version'): boolean => spawnSync(cmd, [arg]).status === 0;
@@ -204,4 +205,32 @@ t.test('bad TLS files at start: exit 1 with one line naming the file and the cau
     t.equal(exit, code, `${args.join(' ')}: exit ${code}`);
     t.match(r.stderr(), line, `${args.join(' ')}: one line`);
   }
+});
+
+t.test('SIGTERM with an HTTP/2 stream in flight: GOAWAY, the stream finishes, exit 0', { skip: skipOpenssl }, async (t) => {
+  const dir = t.testdir();
+  const c = makeCert(dir);
+  const holdFile = join(dir, 'release');
+  const acc = await start(['--workers', '1', '--host', '127.0.0.1', '--handler', fixture('hold.mjs'), ...tlsArgs(c)], { env: { HOLD_FILE: holdFile } });
+  t.teardown(() => acc.stop('SIGKILL'));
+  const session = h2Connect(`https://127.0.0.1:${acc.port}`, { ca: c.ca });
+  t.teardown(() => session.destroy());
+  const goaway = new Promise<void>((r) => session.once('goaway', () => r()));
+  const req = session.request({ ':path': '/' });
+  let body = '';
+  let status = 0;
+  req.setEncoding('utf8');
+  req.on('response', (h) => (status = Number(h[':status'])));
+  req.on('data', (d: string) => (body += d));
+  const ended = new Promise((r) => req.on('end', r));
+  await untilValue(acc.metricsPort, 'acceptor_worker_connections{worker="1"}', 1);
+  const mark = acc.lines.length;
+  acc.proc.kill('SIGTERM');
+  await acc.waitFor((l) => l.msg === 'draining' && l.worker === 1, 10_000, mark);
+  t.equal(await Promise.race([goaway.then(() => 'goaway'), new Promise((r) => setTimeout(() => r('no GOAWAY within 10 s'), 10_000).unref())]), 'goaway', 'the client got GOAWAY');
+  writeFileSync(holdFile, '');
+  await ended;
+  t.equal(status, 200, 'the stream in flight finished');
+  t.match(body, /served by/);
+  t.equal((await acc.exited).code, 0, 'drained and exited 0');
 });
