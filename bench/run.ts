@@ -34,7 +34,7 @@ const HTTPS: Scenario[] = ['https-keepalive', 'https-storm'];
 const HTTPS_TARGETS = new Set(['handoff', 'round-robin', 'shared', 'handoff-ipc', 'cluster-rr', 'nginx']);
 
 const USAGE = `Usage: npm run bench -- [options]
-  --quick                    short run (2 s per run, well under 2 minutes in all)
+  --quick                    short run (one round of 2 s per run)
   --duration <s>             seconds per run (default 8, quick 2)
   --rounds <n>               runs per target, interleaved; the median is reported (default 3, quick 1)
   --connections <n>          concurrent connections for throughput and storms (default 100)
