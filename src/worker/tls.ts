@@ -1,7 +1,8 @@
-// TLS credentials (--tls-cert, --tls-key, --tls-ca), read and checked file by file so that a
-// bad one is named with its cause. The primary checks them at start and before each reload (a
-// certificate rotated in place is picked up by the reload's new workers); each worker reads
-// them again when it starts.
+// TLS in a worker. Credentials (--tls-cert, --tls-key, --tls-ca) are read and checked file by
+// file so that a bad one is named with its cause: the primary checks them at start and before
+// each reload (a certificate rotated in place is picked up by the reload's new workers), and each
+// worker reads them again when it starts. terminateTls() hands connections to a TLS server and
+// accounts for their handshakes.
 import { readFileSync } from 'node:fs';
 import { X509Certificate, createPrivateKey } from 'node:crypto';
 import { createSecureContext, type Server as TlsServer, type TLSSocket } from 'node:tls';
