@@ -18,6 +18,15 @@ t.test('auto picks fdpass where the addon loads; acceptor_info and the log say s
   t.same(acc.lines.filter((l) => (l.level ?? 0) >= 40), [], 'no warning');
 });
 
+t.test('--transport ipc where the addon loads: ipc, as asked, without a warning', async (t) => {
+  const acc = await start(['--transport', 'ipc']);
+  t.teardown(() => acc.stop('SIGKILL'));
+  t.equal(acc.lines.find((l) => l.msg === 'listening')?.transport, 'ipc');
+  t.match(await info(acc.metricsPort), /transport="ipc"/);
+  t.equal((await get(acc.port, '/')).status, 200);
+  t.same(acc.lines.filter((l) => (l.level ?? 0) >= 40), [], 'no warning');
+});
+
 t.test('auto without the addon: ipc, with one warning line that says why', async (t) => {
   const acc = await start([], { env: { PREBUILDS_ONLY: '1', ACCEPTOR_TRANSPORT: '' } });
   t.teardown(() => acc.stop('SIGKILL'));
