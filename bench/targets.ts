@@ -5,6 +5,7 @@ import { createServer, connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ROOT } from './root.js';
+import { selfSignedCert } from './cert.js';
 
 export const CLI = join(ROOT, 'dist/src/cli.js');
 export const handlerPath = (name: 'hello' | 'cpu'): string => join(ROOT, `bench/handlers/${name}.mjs`);
@@ -32,11 +33,7 @@ export interface Setup {
 /** A self-signed certificate for the HTTPS scenarios, in a fresh directory. */
 export function benchCert(): { cert: string; key: string; dir: string } {
   const dir = mkdtempSync(join(tmpdir(), 'acceptor-bench-tls-'));
-  const cert = join(dir, 'cert.pem');
-  const key = join(dir, 'key.pem');
-  const r = spawnSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-keyout', key, '-out', cert, '-days', '2', '-subj', '/CN=localhost'], { encoding: 'utf8' });
-  if (r.status !== 0) throw new Error(`openssl req failed: ${r.stderr}`);
-  return { cert, key, dir };
+  return { ...selfSignedCert(dir), dir };
 }
 
 export interface Running {

@@ -3,11 +3,13 @@ import t, { type Test } from 'tap';
 import { spawn, spawnSync } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import { connect } from 'node:net';
+import { connect as tlsConnect } from 'node:tls';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { start, fixture, tagged, sleep, workerPids, until, freeFixedPort, type Running } from './helpers/cli.js';
 import { rawRequest, get } from './helpers/http.js';
 import { scrape, value, untilValue } from './helpers/metrics.js';
+import { makeCert, skipOpenssl } from './helpers/tls.js';
 
 const hasPrometheus = spawnSync('prometheus', ['--version']).status === 0;
 
@@ -155,14 +157,17 @@ t.test('a second signal during the drain exits at once, with 1', async (t) => {
   t.ok(acc.lines.some((l) => l.msg === 'second signal: exiting without waiting for the drain'), 'and says why');
 });
 
-t.test('a keep-alive response in flight during the drain says Connection: close', async (t) => {
-  const holdFile = join(t.testdir(), 'release');
-  const acc = await start(['--workers', '1', '--handler', fixture('hold.mjs')], { env: { HOLD_FILE: holdFile } });
+for (const over of ['plain text', 'TLS'] as const) t.test(`${over}: a keep-alive response in flight during the drain says Connection: close`, { skip: over === 'TLS' ? skipOpenssl : false }, async (t) => {
+  const dir = t.testdir();
+  const holdFile = join(dir, 'release');
+  const cert = over === 'TLS' ? makeCert(dir) : undefined;
+  const acc = await start(['--workers', '1', '--handler', fixture('hold.mjs'), ...(cert ? ['--tls-cert', cert.cert, '--tls-key', cert.key] : [])], { env: { HOLD_FILE: holdFile } });
   t.teardown(() => acc.stop('SIGKILL'));
-  const s = connect(acc.port, '127.0.0.1');
+  // Over TLS the response lives on the TLS socket, not the connection the worker was given.
+  const s = cert ? tlsConnect({ port: acc.port, host: '127.0.0.1', ca: cert.ca, servername: 'localhost', ALPNProtocols: ['http/1.1'] }) : connect(acc.port, '127.0.0.1');
   let data = '';
   s.setEncoding('latin1').on('data', (d: string) => (data += d));
-  await new Promise((r) => s.once('connect', r));
+  await new Promise((r) => s.once(cert ? 'secureConnect' : 'connect', r));
   s.write('GET / HTTP/1.1\r\nHost: x\r\n\r\n'); // keep-alive: HTTP/1.1 without Connection: close
   await untilValue(acc.metricsPort, 'acceptor_worker_connections{worker="1"}', 1);
   acc.proc.kill('SIGTERM');

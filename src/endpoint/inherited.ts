@@ -4,6 +4,7 @@
 // that no child takes it for its own.
 import { readFileSync, readlinkSync } from 'node:fs';
 import { BindError } from './bind.js';
+import { TCP_LISTEN } from '../metrics/kernel.js';
 
 /** SD_LISTEN_FDS_START */
 export const LISTEN_FDS_START = 3;
@@ -44,7 +45,7 @@ export function inheritedAddress(fd: number): { address: string; family: 4 | 6; 
     for (const line of text.split('\n').slice(1)) {
       const f = line.trim().split(/\s+/);
       if (f[9] !== inode) continue;
-      if (f[3] !== '0A') throw fail('not listening');
+      if (f[3] !== TCP_LISTEN) throw fail('not listening');
       const [hexAddr, hexPort] = f[1]!.split(':') as [string, string];
       return { address: family === 4 ? ipv4(hexAddr) : ipv6(hexAddr), family, port: parseInt(hexPort, 16) };
     }

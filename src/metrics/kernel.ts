@@ -4,7 +4,8 @@
 import { readFileSync } from 'node:fs';
 import { open } from 'node:fs/promises';
 
-const TCP_LISTEN = '0A';
+/** The LISTEN state in /proc/net/tcp{,6}. */
+export const TCP_LISTEN = '0A';
 
 export const kernelQueuesReadable = (): boolean => {
   try {

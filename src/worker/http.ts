@@ -6,8 +6,7 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import { createServer as createHttpsServer } from 'node:https';
 import { createSecureServer, type Http2ServerRequest, type Http2ServerResponse, type Http2Session } from 'node:http2';
 import type { Socket } from 'node:net';
-import type { Credentials } from './tls.js';
-import { tlsSocketOf } from './tls.js';
+import { socketErrorReason, tlsSocketOf, type Credentials } from './tls.js';
 import type { HttpHandler } from '../handler/load.js';
 import type { Logger } from '../log.js';
 import type { AcceptorOptions } from '../options.js';
@@ -72,7 +71,7 @@ export function createHttp(handler: HttpHandler, opts: AcceptorOptions, counters
     // handshake is done; under HTTP/2 it surfaces here. Other session errors: the client's.
     h2.on('sessionError', (err: NodeJS.ErrnoException, session: Http2Session) => {
       const socket = session.socket as unknown as object;
-      countOnce(counters, socket, (err.code ?? '').startsWith('ERR_SSL_') ? 'tls_handshake' : 'client_reset');
+      countOnce(counters, socket, socketErrorReason(err));
     });
     server = h2 as unknown as Server;
   }
@@ -81,7 +80,7 @@ export function createHttp(handler: HttpHandler, opts: AcceptorOptions, counters
   server.on('clientError', (err: NodeJS.ErrnoException, socket: Socket) => {
     const code = err.code ?? '';
     // Over TLS a failed handshake reaches here too (node:http2 passes its socket errors on).
-    if (code.startsWith('ERR_SSL_')) {
+    if (socketErrorReason(err) === 'tls_handshake') {
       countOnce(counters, socket, 'tls_handshake');
       socket.destroy();
       return;

@@ -12,7 +12,7 @@ import { createHttp } from './http.js';
 import { sweepIdle } from './idle.js';
 import { HEARTBEAT_MS, type FromWorker, type ToWorker, type WorkerConfig } from './protocol.js';
 import { receiveHandoffs, type HandoffChannel } from './fdpass.js';
-import { loadCredentials, terminateTls, type Credentials } from './tls.js';
+import { loadCredentials, socketErrorReason, terminateTls, type Credentials } from './tls.js';
 import { createServer as createTlsServer, type Server as TlsServer } from 'node:tls';
 
 const config = JSON.parse(process.env.ACCEPTOR_WORKER_CONFIG ?? 'null') as WorkerConfig;
@@ -73,7 +73,7 @@ const tls = credentials ? terminateTls((http?.server ?? tlsServer) as TlsServer,
 
 function serveTcp(socket: Socket): void {
   // Counted here, and never an uncaught exception when the handler attaches no listener of its own.
-  socket.on('error', (err: NodeJS.ErrnoException) => countOnce(counters, socket, (err.code ?? '').startsWith('ERR_SSL_') ? 'tls_handshake' : 'client_reset'));
+  socket.on('error', (err: NodeJS.ErrnoException) => countOnce(counters, socket, socketErrorReason(err)));
   try {
     tcpHandler(socket);
   } catch (err) {

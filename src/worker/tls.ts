@@ -67,6 +67,9 @@ export function loadCredentials(opts: Pick<AcceptorOptions, 'tlsCert' | 'tlsKey'
   return { cert, key, validTo };
 }
 
+/** A socket error's reason: OpenSSL's (a failed or rejected handshake), else the client's. */
+export const socketErrorReason = (err: NodeJS.ErrnoException): 'tls_handshake' | 'client_reset' => ((err.code ?? '').startsWith('ERR_SSL_') ? 'tls_handshake' : 'client_reset');
+
 /** The wrapped connection of each TLS socket, and back: metrics and drains work on the former. */
 const wrapper = new WeakMap<Socket, TLSSocket>();
 
@@ -80,8 +83,8 @@ export const tlsSocketOf = (raw: Socket): TLSSocket | undefined => wrapper.get(r
  */
 export function terminateTls(server: TlsServer, counters: Counters, handshake: Histogram | undefined, log: Logger): (raw: Socket) => void {
   const started = new WeakMap<Socket, number>();
-  // Node keeps the socket a TLSSocket wraps as `_parent` (Node 20–24); where it does not, the
-  // handshake time is not observed, and errors are counted on the TLS socket itself.
+  // Node keeps the socket a TLSSocket wraps as `_parent` (Node 20–24; countOnce counts there
+  // too); where it does not, the handshake time is not observed.
   const parentOf = (s: TLSSocket): Socket | undefined => (s as unknown as { _parent?: Socket })._parent ?? undefined;
   server.on('secureConnection', (s: TLSSocket) => {
     const raw = parentOf(s);
@@ -91,7 +94,7 @@ export function terminateTls(server: TlsServer, counters: Counters, handshake: H
     if (t0 !== undefined) handshake?.observe((clock() - t0) / 1000);
   });
   server.on('tlsClientError', (err: NodeJS.ErrnoException, s: TLSSocket) => {
-    countOnce(counters, parentOf(s) ?? s, 'tls_handshake');
+    countOnce(counters, s, 'tls_handshake');
     log.debug({ code: err.code, reason: (err as { reason?: string }).reason }, 'tls handshake failed');
     s.destroy();
   });

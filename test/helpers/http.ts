@@ -34,17 +34,25 @@ export interface Pending {
 
 /** Opens one connection and sends one request with `Connection: close`. */
 export function rawRequest(port: number, path = '/', host = '127.0.0.1', extra = ''): Pending {
+  return requestOn(connect({ port, host }), 'connect', path, host, extra);
+}
+
+/** Sends one request with `Connection: close` on a connection being opened; `connected` resolves on `ready`, the response on close. */
+export function requestOn<S extends Socket>(socket: S, ready: 'connect' | 'secureConnect', path: string, host: string, extra = ''): Pending & { socket: S } {
   const t0 = Date.now();
-  const socket = connect({ port, host });
   let data = '';
   socket.setEncoding('latin1');
   socket.on('data', (d: string) => (data += d));
   const connected = new Promise<void>((resolve, reject) => {
-    socket.once('connect', resolve);
+    socket.once(ready, resolve);
     socket.once('error', reject);
   });
   connected.catch(() => {});
-  socket.write(`GET ${path} HTTP/1.1\r\nHost: ${host}\r\nConnection: close\r\n${extra}\r\n`);
+  const send = (): void => void socket.write(`GET ${path} HTTP/1.1\r\nHost: ${host}\r\nConnection: close\r\n${extra}\r\n`);
+  // Plain: written at once (node:net sends it on connect). TLS: after the handshake, so a client
+  // refused before it reads the server's alert, not a failed write (EPROTO).
+  if (ready === 'connect') send();
+  else socket.once(ready, send);
   const response = new Promise<RawResponse & { error?: string }>((resolve) => {
     let error: string | undefined;
     socket.on('error', (e: NodeJS.ErrnoException) => (error = e.code ?? e.message));

@@ -1,12 +1,16 @@
 // TLS for tests: certificates made with Debian's openssl, and clients (node:tls raw requests,
 // node:http2) that report what a TLS client sees.
-import { spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { spawnSync } from 'node:child_process';
+import { selfSignedCert } from '../../bench/cert.js';
 import { connect as tlsConnect, type TLSSocket } from 'node:tls';
 import { connect as h2Connect } from 'node:http2';
 import { X509Certificate } from 'node:crypto';
-import { parseResponse, type RawResponse } from './http.js';
+import { requestOn, type RawResponse } from './http.js';
+
+// Every TLS test makes its certificates with openssl: skipped with the reason where it is missing,
+// failed in CI, where .ci/run installs it.
+export const skipOpenssl = spawnSync('openssl', ['version']).status === 0 || process.env.CI ? false : 'openssl not installed (apt-get install openssl); CI installs it';
 
 export interface Cert {
   cert: string;
@@ -16,12 +20,9 @@ export interface Cert {
   ca: Buffer;
 }
 
-/** A self-signed certificate for localhost and 127.0.0.1 (EC P-256: quick to make and to use). */
+/** A self-signed certificate for localhost and 127.0.0.1, with what a client needs to trust it. */
 export function makeCert(dir: string, name = 'cert'): Cert {
-  const cert = join(dir, `${name}.pem`);
-  const key = join(dir, `${name}-key.pem`);
-  const r = spawnSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-keyout', key, '-out', cert, '-days', '2', '-subj', `/CN=localhost/O=${name}`, '-addext', 'subjectAltName=DNS:localhost,IP:127.0.0.1'], { encoding: 'utf8' });
-  if (r.status !== 0) throw new Error(`openssl req failed: ${r.stderr}`);
+  const { cert, key } = selfSignedCert(dir, name);
   const ca = readFileSync(cert);
   return { cert, key, ca, fingerprint: new X509Certificate(ca).fingerprint256 };
 }
@@ -42,27 +43,15 @@ export interface TlsPending {
 
 /** One HTTP/1.1 request with `Connection: close` over a new TLS connection. */
 export function tlsRequest(port: number, ca: Buffer, o: { path?: string; servername?: string; alpn?: string[] } = {}): TlsPending {
-  const t0 = Date.now();
   const socket = tlsConnect({ port, host: '127.0.0.1', ca, servername: o.servername ?? 'localhost', ALPNProtocols: o.alpn ?? ['http/1.1'] });
-  let data = '';
   let fingerprint: string | undefined;
   let alpn: string | false | undefined;
-  socket.setEncoding('latin1');
-  socket.on('data', (d: string) => (data += d));
-  const secure = new Promise<void>((resolve) =>
-    socket.once('secureConnect', () => {
-      fingerprint = socket.getPeerX509Certificate()?.fingerprint256;
-      alpn = socket.alpnProtocol ?? false;
-      socket.write(`GET ${o.path ?? '/'} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n`);
-      resolve();
-    }),
-  );
-  const response = new Promise<TlsResult>((resolve) => {
-    let error: string | undefined;
-    socket.on('error', (e: NodeJS.ErrnoException) => (error = e.code ?? e.message));
-    socket.on('close', () => resolve({ ...parseResponse(data, Date.now() - t0), ...(error ? { error } : {}), alpn, fingerprint }));
+  socket.once('secureConnect', () => {
+    fingerprint = socket.getPeerX509Certificate()?.fingerprint256;
+    alpn = socket.alpnProtocol ?? false;
   });
-  return { socket, secure, response };
+  const p = requestOn(socket, 'secureConnect', o.path ?? '/', 'localhost');
+  return { socket, secure: p.connected, response: p.response.then((r) => ({ ...r, alpn, fingerprint })) };
 }
 
 /** One GET over HTTP/2 on a new connection. */

@@ -11,15 +11,12 @@ import { connect as tlsConnect } from 'node:tls';
 import { start, run, fixture, until, workerPids, TRANSPORTS } from '../helpers/cli.js';
 import { read, scrape, value, untilValue } from '../helpers/metrics.js';
 import { connect as h2Connect } from 'node:http2';
-import { makeCert, tlsRequest, h2Get, type TlsResult } from '../helpers/tls.js';
+import { makeCert, skipOpenssl, tlsRequest, h2Get, type TlsResult } from '../helpers/tls.js';
 
 const have = (cmd: string, arg = '--version'): boolean => spawnSync(cmd, [arg]).status === 0;
 const curl = have('curl');
-const openssl = have('openssl', 'version');
 // In CI a missing curl or openssl is a failure: .ci/run installs them.
 const skipCurl = curl || process.env.CI ? false : 'curl not installed (apt-get install curl); CI installs it';
-// Every test here makes its certificates with openssl.
-const skipOpenssl = openssl || process.env.CI ? false : 'openssl not installed (apt-get install openssl); CI installs it';
 
 const tlsArgs = (c: { cert: string; key: string }): string[] => ['--tls-cert', c.cert, '--tls-key', c.key];
 
