@@ -18,17 +18,20 @@ if (!SCOPES[scope]) throw new Error(`MUTATE_SCOPE must be one of ${Object.keys(S
 export default {
   mutate: [`src/${scope}/**/*.ts`],
   testRunner: 'command',
-  commandRunner: { command: `node scripts/mutant-tests.mjs ${scope}` },
+  // flock: one test run at a time (scripts/mutant-tests.mjs says why, and how hangs are stopped).
+  commandRunner: { command: `flock .mutant-tests.lock node scripts/mutant-tests.mjs ${scope}` },
   coverageAnalysis: 'off',
   buildCommand: 'npx tsc -p tsconfig.json',
   checkers: ['typescript'],
   tsconfigFile: 'tsconfig.json',
   typescriptChecker: { prioritizePerformanceOverAccuracy: true },
   ignoreStatic: false,
-  // One mutant at a time: tap runs two test files at once, and this machine has two cores; more
-  // would slow the timing-bound tests until they fail for the wrong reason and count as kills.
-  concurrency: Number(process.env.MUTATE_CONCURRENCY ?? 1),
-  timeoutMS: 20_000,
+  // One checker and one runner (the runner serialises the second runner Stryker adds after
+  // checking): tap runs two test files at once, and this machine has two cores; more would slow
+  // the timing-bound tests until they fail for the wrong reason and count as kills.
+  concurrency: 1,
+  // Past what a run that waited behind a hanging one can take (the runner stops hangs itself).
+  timeoutMS: 400_000,
   incremental: true,
   incrementalFile: `reports/mutation/${scope}.incremental.json`,
   reporters: ['clear-text', 'json', 'progress-append-only'],

@@ -2,8 +2,14 @@
 // Stryker's command runner: runs the tests for the active mutant (__STRYKER_ACTIVE_MUTANT__,
 // inherited by every child process the tests start). The mutant's file is found by its id in the
 // sandbox's instrumented src/; its tests come from scripts/mutate-scopes.mjs.
-import { readFileSync, readdirSync } from 'node:fs';
-import { spawnSync } from 'node:child_process';
+//
+// One run at a time: stryker.config.mjs starts this under `flock`. With a type checker, Stryker
+// hands the checker's slot to a second test runner once checking is done, whatever
+// `concurrency` says, and two runs in one sandbox share tap's fixture directories and stop each
+// other's acceptors: both fail, and both mutants were counted killed when neither test had
+// caught anything.
+import { readFileSync, readdirSync, writeFileSync } from 'node:fs';
+import { spawn } from 'node:child_process';
 import { join } from 'node:path';
 import { SCOPES, FILE_TESTS } from './mutate-scopes.mjs';
 
@@ -29,5 +35,26 @@ for (const pid of inSandbox ? readdirSync('/proc').filter((p) => /^\d+$/.test(p)
     // gone already, or not ours to read
   }
 }
-const r = spawnSync('npx', ['tap', '--disable-coverage', '--bail', '--reporter=terse', ...tests], { stdio: 'inherit' });
-process.exit(r.status ?? 1);
+// A run waiting for the lock spends its own Stryker timeout waiting, so this runner, not Stryker,
+// stops a mutant whose tests hang: after 1.5 × the unmutated run (measured in Stryker's dry
+// run, which runs the whole scope list) + 20 s, Stryker's own formula. It reports the hang as a
+// failure (detected, as Stryker's "timed out" is); Stryker's own limit (timeoutMS) is set past
+// two such runs, so a run that waited behind a hanging one is not counted as a hang itself.
+const baseline = join(process.cwd(), '.mutant-dry-run-ms');
+let limitMs = 0;
+try {
+  limitMs = 1.5 * Number(readFileSync(baseline, 'utf8')) + 20_000;
+} catch {
+  // the dry run itself: no limit, it is measured
+}
+const started = Date.now();
+const tap = spawn('npx', ['tap', '--disable-coverage', '--bail', '--reporter=terse', ...tests], { stdio: 'inherit', detached: true });
+const timer = limitMs > 0 ? setTimeout(() => {
+  console.error(`mutant ${id}: its tests ran past ${Math.round(limitMs / 1000)} s (1.5 × the unmutated run + 20 s): a hang, detected`);
+  process.kill(-tap.pid, 'SIGKILL');
+}, limitMs) : undefined;
+tap.on('exit', (code, signal) => {
+  clearTimeout(timer);
+  if (id === undefined && code === 0) writeFileSync(baseline, String(Date.now() - started));
+  process.exit(signal ? 1 : (code ?? 1));
+});

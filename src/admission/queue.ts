@@ -31,6 +31,8 @@ export class BoundedQueue<T> {
   }
 
   shift(): Waiting<T> | undefined {
+    // (Without this guard an empty queue writes one undefined slot and drops it at once, below:
+    // a surviving mutant, equivalent in behaviour.)
     if (this.head >= this.items.length) return undefined;
     const w = this.items[this.head];
     this.items[this.head++] = undefined;
@@ -38,9 +40,6 @@ export class BoundedQueue<T> {
     // the dead prefix once it is long and half the storage: amortised O(1), storage bounded.
     // A queue of one or two would otherwise copy on nearly every shift (2.5× the cost per shift
     // when measured), on the path every waiting connection takes.
-    // (Mutation testing: compacting at other points than these changes the cost, not the order
-    // or the bound, and those mutants survive; never starting over or never compacting is caught
-    // by the storage test.)
     if (this.head === this.items.length) {
       this.items = [];
       this.head = 0;

@@ -94,3 +94,28 @@ t.test('order holds across compactions, and storage stays bounded by twice the l
   }
   t.equal(storage(one), 0);
 });
+
+t.test('dead slots are dropped once there are 1,024 and they are half the storage, not before', async (t) => {
+  // A queue that never empties (steady load): without the drop its storage grows for ever.
+  const steady = new BoundedQueue<number>(100);
+  for (let i = 0; i < 10; i++) steady.push(i, i);
+  let peak = 0;
+  let inOrder = true;
+  for (let i = 10; i < 100_000; i++) {
+    steady.push(i, i);
+    peak = Math.max(peak, storage(steady));
+    if (steady.shift()!.item !== i - 10) inOrder = false;
+  }
+  t.ok(inOrder, 'in order throughout');
+  t.equal(peak, 1023 + 11, 'never more than 1,023 dead slots beside the 11 live ones (the 1,024th drops them), over 100,000 shifts');
+
+  // A long queue is not copied on every 1,024th shift: only once half of it is dead, so each
+  // copy moves at most as many items as were shifted since the last (amortised O(1)).
+  const long = new BoundedQueue<number>(5_000);
+  for (let i = 0; i < 5_000; i++) long.push(i, i);
+  for (let i = 0; i < 2_499; i++) long.shift();
+  t.equal(storage(long), 5_000, '2,499 dead of 5,000: not copied yet');
+  long.shift();
+  t.equal(storage(long), 2_500, 'the 2,500th: copied, only the live half kept');
+  t.same(long.peek(), { item: 2_500, at: 2_500 }, 'and the front is where it was');
+});
