@@ -9,6 +9,7 @@
 // scope, scripts/mutate-scopes.mjs) with tap's --bail.
 // The runner is `command` running tap itself: Stryker's tap runner reports the test process's own
 // (empty) coverage even with coverageAnalysis "off", and every mutant came out "NoCoverage".
+import { resolve } from 'node:path';
 import { SCOPES } from './scripts/mutate-scopes.mjs';
 
 const scope = process.env.MUTATE_SCOPE ?? 'admission';
@@ -19,7 +20,9 @@ export default {
   mutate: [`src/${scope}/**/*.ts`],
   testRunner: 'command',
   // flock: one test run at a time (scripts/mutant-tests.mjs says why, and how hangs are stopped).
-  commandRunner: { command: `flock .mutant-tests.lock node scripts/mutant-tests.mjs ${scope}` },
+  // The last argument: where each mutant's outcome is logged as it comes (Stryker's own report
+  // comes only at the end, so a run stopped early still leaves what it measured).
+  commandRunner: { command: `flock .mutant-tests.lock node scripts/mutant-tests.mjs ${scope} '${resolve(`reports/mutation/${scope}.runs.tsv`)}'` },
   coverageAnalysis: 'off',
   buildCommand: 'npx tsc -p tsconfig.json',
   checkers: ['typescript'],

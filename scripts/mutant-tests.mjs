@@ -8,19 +8,22 @@
 // `concurrency` says, and two runs in one sandbox share tap's fixture directories and stop each
 // other's acceptors: both fail, and both mutants were counted killed when neither test had
 // caught anything.
-import { readFileSync, readdirSync, writeFileSync } from 'node:fs';
+import { appendFileSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { spawn } from 'node:child_process';
 import { join } from 'node:path';
 import { SCOPES, FILE_TESTS } from './mutate-scopes.mjs';
 
 const scope = process.argv[2];
+/** One line per mutant run, written as it goes: Stryker reports only at the end of a scope. */
+const runLog = process.argv[3];
 const id = process.env.__STRYKER_ACTIVE_MUTANT__;
 let tests = SCOPES[scope];
 if (!tests) throw new Error(`unknown scope ${scope}`);
+let file;
 if (id !== undefined) {
   const dir = join('src', scope);
   const needle = `stryMutAct_9fa48("${id}")`;
-  const file = readdirSync(dir).map((f) => join(dir, f)).find((f) => readFileSync(f, 'utf8').includes(needle));
+  file = readdirSync(dir).map((f) => join(dir, f)).find((f) => readFileSync(f, 'utf8').includes(needle));
   if (file && FILE_TESTS[file]) tests = FILE_TESTS[file];
 }
 // A mutant that timed out had its tests killed, and the acceptors they started live on: stop
@@ -56,5 +59,7 @@ const timer = limitMs > 0 ? setTimeout(() => {
 tap.on('exit', (code, signal) => {
   clearTimeout(timer);
   if (id === undefined && code === 0) writeFileSync(baseline, String(Date.now() - started));
+  const outcome = signal ? 'hang' : code === 0 ? 'survived' : 'killed';
+  if (runLog && id !== undefined) appendFileSync(runLog, `${new Date().toISOString()}\t${id}\t${file ?? scope}\t${outcome}\t${Date.now() - started} ms\n`);
   process.exit(signal ? 1 : (code ?? 1));
 });

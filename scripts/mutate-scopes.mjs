@@ -19,8 +19,8 @@ export const FILE_TESTS = {
   'src/worker/fdpass.ts': ['test/dispatch/fdpass.test.ts', 'test/dispatch/handoff.test.ts', 'test/dispatch/transport.test.ts'],
   'src/worker/protocol.ts': ['test/dispatch/handoff.test.ts', 'test/dispatch/fdpass.test.ts', 'test/primary/pool.test.ts', 'test/worker/http.test.ts'],
   'src/dispatch/transport.ts': ['test/dispatch/transport.test.ts', 'test/dispatch/handoff.test.ts', 'test/dispatch/strategies.test.ts'],
-  'src/dispatch/ipc.ts': ['test/dispatch/handoff.test.ts', 'test/dispatch/transport.test.ts', 'test/metrics/counters.test.ts', 'test/primary/pool.test.ts', 'test/dispatch/overload.test.ts'],
+  'src/dispatch/ipc.ts': ['test/dispatch/handoff.test.ts', 'test/dispatch/transport.test.ts', 'test/metrics/counters.test.ts', 'test/primary/pool.test.ts', 'test/dispatch/overload.test.ts', 'test/dispatch/fdpass.test.ts'],
   'src/dispatch/fdpass.ts': ['test/dispatch/handoff.test.ts', 'test/dispatch/fdpass.test.ts', 'test/dispatch/transport.test.ts', 'test/metrics/counters.test.ts', 'test/primary/pool.test.ts', 'test/dispatch/overload.test.ts'],
-  'src/dispatch/handoff.ts': ['test/dispatch/handoff.test.ts', 'test/dispatch/transport.test.ts', 'test/metrics/counters.test.ts', 'test/primary/pool.test.ts', 'test/dispatch/overload.test.ts'],
+  'src/dispatch/handoff.ts': ['test/dispatch/handoff.test.ts', 'test/dispatch/transport.test.ts', 'test/metrics/counters.test.ts', 'test/primary/pool.test.ts', 'test/dispatch/overload.test.ts', 'test/dispatch/fdpass.test.ts'],
   'src/dispatch/accept.ts': ['test/dispatch/accept.test.ts', 'test/dispatch/handoff.test.ts', 'test/dispatch/fdpass.test.ts', 'test/metrics/counters.test.ts'],
 };

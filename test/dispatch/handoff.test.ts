@@ -2,6 +2,7 @@
 import t from 'tap';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { connect } from 'node:net';
 import { start, fixture, sleep, until, TRANSPORTS } from '../helpers/cli.js';
 import { scrape, value } from '../helpers/metrics.js';
 import { rawRequest, type Pending } from '../helpers/http.js';
@@ -96,6 +97,25 @@ for (const transport of TRANSPORTS) {
     }
     t.equal(new Set(pids.slice(0, 3)).size, 3, `three different workers first (${pids.join(', ')})`);
     t.same(pids.slice(3), pids.slice(0, 3), 'then the same turn again');
+  });
+
+  t.test(`${transport}: the next connection goes to the least-loaded worker, not the next in turn`, async (t) => {
+    const acc = await start(['--transport', transport, '--workers', '2', '--max-connections', '100', '--handler', fixture('hold.mjs')]);
+    t.teardown(() => acc.stop('SIGKILL'));
+    const total = async (): Promise<number> => {
+      const m = await scrape(acc.metricsPort);
+      return [1, 2].reduce((sum, w) => sum + value(m, `acceptor_worker_connections{worker="${w}"}`)!, 0);
+    };
+    // One connection held open without a request: it keeps a slot on one worker (X).
+    const idle = connect(acc.port, '127.0.0.1');
+    t.teardown(() => idle.destroy());
+    await until(async () => (await total()) === 1);
+    // The other worker (Y) is now less loaded and is next in turn: it serves this one.
+    const first = (await rawRequest(acc.port).response).body.trim();
+    await until(async () => (await total()) === 1);
+    // X is next in turn now, but still holds one connection; Y holds none: Y again.
+    const second = (await rawRequest(acc.port).response).body.trim();
+    t.equal(second, first, `the less-loaded worker again (${first}, then ${second})`);
   });
 
   t.test(`${transport}: a connection that waits longer than --queue-timeout is told busy`, async (t) => {

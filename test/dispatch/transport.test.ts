@@ -3,6 +3,7 @@
 // and an explicit --transport fdpass that cannot load is a bad option.
 import t from 'tap';
 import { spawnSync } from 'node:child_process';
+import { pathToFileURL } from 'node:url';
 import { CLI, start } from '../helpers/cli.js';
 import { get } from '../helpers/http.js';
 import { scrape } from '../helpers/metrics.js';
@@ -44,6 +45,9 @@ t.test('--transport fdpass without the addon: exit 2, one line naming the option
   t.match(r.stderr, /^acceptor: invalid --transport "fdpass": native addon not loadable \(No native build was found/);
   t.equal(r.stderr.trimEnd().split('\n').length, 1, 'one line');
   t.equal(r.stdout, '', 'nothing started');
+  // The library API gets the same error, naming the option for a caller that handles it.
+  const lib = spawnSync(process.execPath, ['--input-type=module', '-e', `import { chooseTransport } from ${JSON.stringify(new URL('./dispatch/transport.js', pathToFileURL(CLI)).href)}; try { chooseTransport('fdpass'); } catch (e) { console.log(e.name, e.option); }`], { encoding: 'utf8', env: { ...process.env, PREBUILDS_ONLY: '1' }, timeout: 10_000 });
+  t.equal(lib.stdout, 'OptionError transport\n', `library: ${lib.stderr}`);
 });
 
 t.test('strategies where the workers accept have no hand-off transport', async (t) => {
