@@ -33,7 +33,9 @@ export class Handoff<C> implements Sink<C> {
   admit(conn: C, at: number): void {
     this.counters.accepted++;
     if (this.closing) return this.reject(conn, 'shutting_down');
-    // Oldest first: while anyone waits, a newcomer queues behind them.
+    // Oldest first: while anyone waits, a newcomer queues behind them. (Anyone waits only while
+    // no slot is free, as every freed slot drains the queue at once: without this check pick()
+    // finds nothing anyway, so that mutant survives, equivalent in behaviour.)
     if (this.queue.length === 0) {
       const w = this.pick();
       if (w) return this.assign(w, conn, at);

@@ -88,9 +88,13 @@ t.test('no_worker +1 while every worker is down', async (t) => {
   // once (its replacements fail at load, with backoff), so for a while no worker can take anything.
   const { acc, mark } = await startThenBreakHandler(t.testdir());
   t.teardown(() => acc.stop('SIGKILL'));
-  await acc.waitFor((l) => l.msg === 'worker died' && l.reason === 'startup', 10_000, mark);
+  // Wait for a restart delay long enough to tell "at once" from "at the next failed start",
+  // which would also tell it busy (the queue is flushed when a start fails with nobody up).
+  const died = await acc.waitFor((l) => l.msg === 'worker died' && l.reason === 'startup' && Number(l.restartInMs) >= 800, 15_000, mark);
   const b = await read(acc.metricsPort, REJ('no_worker'));
-  t.equal((await rawRequest(acc.port).response).status, 503);
+  const r = await rawRequest(acc.port).response;
+  t.equal(r.status, 503);
+  t.ok(r.ms < Number(died.restartInMs) / 2, `told at once (${Math.round(r.ms)} ms), not queued until the next start (in ${String(died.restartInMs)} ms)`);
   t.equal((await read(acc.metricsPort, REJ('no_worker'))) - b, 1, 'no_worker +1');
   t.equal(await read(acc.metricsPort, 'acceptor_worker_restarts_total{reason="crash"}'), 1, 'the killed one counted as a crash');
   t.ok((await read(acc.metricsPort, 'acceptor_worker_restarts_total{reason="startup"}')) >= 1, 'its failing replacements as startup');
