@@ -4,7 +4,7 @@ import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { connect } from 'node:net';
 import { start, fixture, sleep, until, TRANSPORTS } from '../helpers/cli.js';
-import { scrape, value } from '../helpers/metrics.js';
+import { scrape, value, workerConnections } from '../helpers/metrics.js';
 import { rawRequest, type Pending } from '../helpers/http.js';
 
 /** Opens connections one after another, so the primary accepts them in this order. */
@@ -85,10 +85,7 @@ for (const transport of TRANSPORTS) {
   t.test(`${transport}: between equally loaded workers, the choice goes round them in turn`, async (t) => {
     const acc = await start(['--transport', transport, '--workers', '3', '--max-connections', '100', '--handler', fixture('hold.mjs')]);
     t.teardown(() => acc.stop('SIGKILL'));
-    const idle = async (): Promise<boolean> => {
-      const m = await scrape(acc.metricsPort);
-      return [1, 2, 3].every((w) => value(m, `acceptor_worker_connections{worker="${w}"}`) === 0);
-    };
+    const idle = async (): Promise<boolean> => workerConnections(await scrape(acc.metricsPort), 3).every((n) => n === 0);
     const pids: string[] = [];
     for (let i = 0; i < 6; i++) {
       // Every worker idle (its close reported, the primary's slot freed): a three-way tie.
@@ -102,10 +99,7 @@ for (const transport of TRANSPORTS) {
   t.test(`${transport}: the next connection goes to the least-loaded worker, not the next in turn`, async (t) => {
     const acc = await start(['--transport', transport, '--workers', '2', '--max-connections', '100', '--handler', fixture('hold.mjs')]);
     t.teardown(() => acc.stop('SIGKILL'));
-    const total = async (): Promise<number> => {
-      const m = await scrape(acc.metricsPort);
-      return [1, 2].reduce((sum, w) => sum + value(m, `acceptor_worker_connections{worker="${w}"}`)!, 0);
-    };
+    const total = async (): Promise<number> => workerConnections(await scrape(acc.metricsPort), 2).reduce((a, b) => a + b, 0);
     // One connection held open without a request: it keeps a slot on one worker (X).
     const idle = connect(acc.port, '127.0.0.1');
     t.teardown(() => idle.destroy());

@@ -16,6 +16,10 @@ export function value(text: string, series: string): number | undefined {
   return undefined;
 }
 
+/** Connections each worker holds (`acceptor_worker_connections`), for workers 1..n. */
+export const workerConnections = (text: string, n: number): number[] =>
+  Array.from({ length: n }, (_, i) => value(text, `acceptor_worker_connections{worker="${i + 1}"}`) ?? NaN);
+
 export async function read(port: number, series: string): Promise<number> {
   const v = value(await scrape(port), series);
   if (v === undefined) throw new Error(`no sample ${series}`);
