@@ -4,8 +4,8 @@
 // Test files are listed fastest-killing first: tap runs them two at a time with --bail.
 export const SCOPES = {
   admission: ['test/admission/queue.test.ts', 'test/admission/busy.test.ts', 'test/dispatch/handoff.test.ts', 'test/worker/tcp.test.ts', 'test/metrics/counters.test.ts'],
-  dispatch: ['test/dispatch/handoff.test.ts', 'test/dispatch/accept.test.ts', 'test/dispatch/transport.test.ts', 'test/dispatch/fdpass.test.ts', 'test/dispatch/overload.test.ts', 'test/primary/pool.test.ts', 'test/metrics/counters.test.ts', 'test/dispatch/strategies.test.ts'],
-  primary: ['test/primary/pool.test.ts', 'test/primary/readiness.test.ts', 'test/primary/watchdog.test.ts', 'test/cli.test.ts', 'test/handler/load.test.ts', 'test/metrics/primary.test.ts', 'test/dispatch/transport.test.ts', 'test/endpoint/bind.test.ts', 'test/endpoint/inherited.test.ts', 'test/dispatch/handoff.test.ts'],
+  dispatch: ['test/dispatch/ipc.test.ts', 'test/dispatch/handoff.test.ts', 'test/dispatch/accept.test.ts', 'test/dispatch/transport.test.ts', 'test/dispatch/fdpass.test.ts', 'test/dispatch/overload.test.ts', 'test/primary/pool.test.ts', 'test/metrics/counters.test.ts', 'test/dispatch/strategies.test.ts'],
+  primary: ['test/primary/acceptor.test.ts', 'test/primary/pool.test.ts', 'test/primary/readiness.test.ts', 'test/primary/watchdog.test.ts', 'test/cli.test.ts', 'test/handler/load.test.ts', 'test/metrics/primary.test.ts', 'test/dispatch/transport.test.ts', 'test/endpoint/bind.test.ts', 'test/endpoint/inherited.test.ts', 'test/dispatch/handoff.test.ts'],
   worker: ['test/worker/http.test.ts', 'test/worker/tcp.test.ts', 'test/worker/idle.test.ts', 'test/worker/tls.test.ts', 'test/dispatch/handoff.test.ts', 'test/dispatch/fdpass.test.ts', 'test/cli.test.ts', 'test/handler/load.test.ts', 'test/metrics/cluster.test.ts', 'test/primary/pool.test.ts'],
 };
 
@@ -19,8 +19,8 @@ export const FILE_TESTS = {
   'src/worker/fdpass.ts': ['test/dispatch/fdpass.test.ts', 'test/dispatch/handoff.test.ts', 'test/dispatch/transport.test.ts'],
   'src/worker/protocol.ts': ['test/dispatch/handoff.test.ts', 'test/dispatch/fdpass.test.ts', 'test/primary/pool.test.ts', 'test/worker/http.test.ts'],
   'src/dispatch/transport.ts': ['test/dispatch/transport.test.ts', 'test/dispatch/handoff.test.ts', 'test/dispatch/strategies.test.ts'],
-  'src/dispatch/ipc.ts': ['test/dispatch/handoff.test.ts', 'test/dispatch/transport.test.ts', 'test/metrics/counters.test.ts', 'test/primary/pool.test.ts', 'test/dispatch/overload.test.ts', 'test/dispatch/fdpass.test.ts'],
+  'src/dispatch/ipc.ts': ['test/dispatch/ipc.test.ts', 'test/dispatch/handoff.test.ts', 'test/dispatch/transport.test.ts', 'test/metrics/counters.test.ts', 'test/primary/pool.test.ts', 'test/dispatch/overload.test.ts', 'test/dispatch/fdpass.test.ts'],
   'src/dispatch/fdpass.ts': ['test/dispatch/handoff.test.ts', 'test/dispatch/fdpass.test.ts', 'test/dispatch/transport.test.ts', 'test/metrics/counters.test.ts', 'test/primary/pool.test.ts', 'test/dispatch/overload.test.ts'],
-  'src/dispatch/handoff.ts': ['test/dispatch/handoff.test.ts', 'test/dispatch/transport.test.ts', 'test/metrics/counters.test.ts', 'test/primary/pool.test.ts', 'test/dispatch/overload.test.ts', 'test/dispatch/fdpass.test.ts'],
+  'src/dispatch/handoff.ts': ['test/dispatch/ipc.test.ts', 'test/dispatch/handoff.test.ts', 'test/dispatch/transport.test.ts', 'test/metrics/counters.test.ts', 'test/primary/pool.test.ts', 'test/dispatch/overload.test.ts', 'test/dispatch/fdpass.test.ts', 'test/primary/watchdog.test.ts', 'test/primary/acceptor.test.ts'],
   'src/dispatch/accept.ts': ['test/dispatch/accept.test.ts', 'test/dispatch/handoff.test.ts', 'test/dispatch/fdpass.test.ts', 'test/metrics/counters.test.ts'],
 };

@@ -148,7 +148,11 @@ export class Handoff<C> implements Sink<C> {
     for (let q = this.queue.shift(); q; q = this.queue.shift()) this.reject(q.item, 'no_worker');
   }
 
-  /** The queue is FIFO with one timeout, so only its head can be overdue first. */
+  /**
+   * The queue is FIFO with one timeout, so only its head can be overdue first. (A timer that
+   * fires early finds nothing overdue and re-arms: mutants of the delay that make it early, or
+   * overflow it, which Node clamps to 1 ms, poll instead and survive, equivalent in behaviour.)
+   */
   private armSweeper(): void {
     if (this.sweeper || this.queue.length === 0) return;
     const head = this.queue.peek()!;
@@ -158,6 +162,7 @@ export class Handoff<C> implements Sink<C> {
   private sweep = (): void => {
     this.sweeper = undefined;
     const limit = clock() - this.queueTimeout;
+    // (`<` for `<=` survives: equal sub-millisecond times never meet here, equivalent.)
     for (let q = this.queue.peek(); q && q.at <= limit; q = this.queue.peek()) {
       this.queue.shift();
       this.reject(q.item, 'queue_timeout');
@@ -168,6 +173,7 @@ export class Handoff<C> implements Sink<C> {
   /** Shutdown: waiting connections and every new one are told busy (shutting_down). */
   close(): void {
     this.closing = true;
+    // (Unconditional survives, equivalent: clearTimeout(undefined) does nothing.)
     if (this.sweeper) clearTimeout(this.sweeper);
     for (let q = this.queue.shift(); q; q = this.queue.shift()) this.reject(q.item, 'shutting_down');
   }

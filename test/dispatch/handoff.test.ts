@@ -112,15 +112,21 @@ for (const transport of TRANSPORTS) {
     t.equal(second, first, `the less-loaded worker again (${first}, then ${second})`);
   });
 
-  t.test(`${transport}: a connection that waits longer than --queue-timeout is told busy`, async (t) => {
+  t.test(`${transport}: a connection that waits longer than --queue-timeout is told busy, each after its own wait`, async (t) => {
     const dir = t.testdir();
     const holdFile = join(dir, 'release');
-    const acc = await start(['--transport', transport, '--workers', '1', '--max-connections', '1', '--backlog', '4', '--queue-timeout', '300ms', '--handler', fixture('hold.mjs')], { env: { HOLD_FILE: holdFile } });
+    const acc = await start(['--transport', transport, '--workers', '1', '--max-connections', '1', '--backlog', '4', '--queue-timeout', '1s', '--handler', fixture('hold.mjs')], { env: { HOLD_FILE: holdFile } });
     t.teardown(() => acc.stop('SIGKILL'));
-    const [held, ...waiting] = await openInOrder(acc.port, 3);
-    const timedOut = await Promise.all(waiting.map((c) => c.response));
+    const [held, first] = await openInOrder(acc.port, 2);
+    // The second arrives half a timeout later: its deadline is its own, not the head's.
+    await sleep(500);
+    const [second] = await openInOrder(acc.port, 1);
+    const timedOut = await Promise.all([first!, second!].map((c) => c.response));
     t.same(timedOut.map((r) => r.status), [503, 503], 'both queued connections are told busy');
-    for (const r of timedOut) t.ok(r.ms >= 250, `after waiting about the queue timeout (${r.ms}ms)`);
+    for (const r of timedOut) {
+      t.ok(r.ms >= 950, `after its own wait of the queue timeout (${r.ms} ms)`);
+      t.ok(r.ms < 5000, `not long after it (${r.ms} ms)`);
+    }
     writeFileSync(holdFile, '');
     t.equal((await held!.response).status, 200, 'the one in the slot is served');
   });

@@ -1,7 +1,8 @@
 // Wedged workers: the primary stops handing them connections, tells clients busy, and the
 // watchdog replaces them.
 import t from 'tap';
-import { start, fixture, until } from '../helpers/cli.js';
+import { join } from 'node:path';
+import { start, fixture, until, fileWhenWritten } from '../helpers/cli.js';
 import { rawRequest } from '../helpers/http.js';
 import { read, untilValue } from '../helpers/metrics.js';
 
@@ -31,4 +32,26 @@ t.test('every worker wedged: new connections told busy within 500ms; watchdog re
   t.equal(await read(acc.metricsPort, 'acceptor_worker_restarts_total{reason="watchdog"}'), 2, 'two restarts, reason watchdog');
   const lost = await Promise.all(wedging.map((w) => w.response));
   t.same(lost.map((r) => r.status), [0, 0], "the wedged workers' own connections are lost with them");
+});
+
+t.test('the last worker wedged: connections already waiting for a slot are told busy at the stall, not at the queue timeout', async (t) => {
+  const pidFile = join(t.testdir(), 'pid');
+  const acc = await start(['--workers', '1', '--max-connections', '1', '--backlog', '4', '--queue-timeout', '30s', '--watchdog', '0', '--handler', fixture('block.mjs')], { env: { BLOCK_PID_FILE: pidFile, BLOCK_MS: '20000' } });
+  t.teardown(() => acc.stop('SIGKILL'));
+  const noWorker = 'acceptor_connections_rejected_total{reason="no_worker"}';
+  const before = await read(acc.metricsPort, noWorker);
+  const wedging = rawRequest(acc.port, '/block');
+  const wedged = Number(await fileWhenWritten(pidFile));
+  // Queued behind the wedged one's slot, before the primary counts it stalled (400 ms silent).
+  const openedAt = Date.now();
+  const waiting = [rawRequest(acc.port), rawRequest(acc.port)];
+  await Promise.all(waiting.map((w) => w.connected));
+  const told = await Promise.all(waiting.map((w) => w.response));
+  const stall = acc.lines.find((l) => l.msg === 'worker stalled: no new connections for it');
+  t.ok(stall && Number(stall.time) > openedAt, 'they were waiting when it stalled (admitted before, not refused on arrival)');
+  t.same(told.map((r) => r.status), [503, 503], 'both told busy');
+  for (const r of told) t.ok(r.ms < 10_000, `at the stall (${r.ms} ms), not at the 30 s queue timeout or when the worker wakes after 20 s`);
+  t.equal((await read(acc.metricsPort, noWorker)) - before, 2, 'no_worker +2');
+  process.kill(wedged, 'SIGKILL');
+  t.equal((await wedging.response).status, 0, 'the wedged one is lost with its worker');
 });
