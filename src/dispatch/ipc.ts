@@ -20,6 +20,9 @@ export class IpcTransport implements Transport<Conn> {
   start(server: Server, sink: Sink<Conn>): void {
     this.sink = sink;
     // A failed accept (out of descriptors: libuv then accepts and closes to make progress).
+    // Libuv reports one only where that trick itself fails (no spare descriptor was ever
+    // reserved); the usual EMFILE is drained silently and cannot be counted here (README). So
+    // no test reaches this callback, and its mutant survives.
     acceptRaw(server, (c) => (sink.admit(c, clock()), sink.batchDone()), () => sink.acceptFailed(1));
   }
 
@@ -28,7 +31,9 @@ export class IpcTransport implements Transport<Conn> {
     w.worker.send({ t: 'c', a: at }, conn as never, (err) => {
       w.unsent--;
       if (!err) {
-        if (w.gone) this.sink.lost(1); // sent, but to a worker already counted out
+        // Sent, but to a worker already counted out. Node reports an asynchronous write as sent
+        // however it ends, so a hand-off still queued behind a full channel at the death lands here.
+        if (w.gone) this.sink.lost(1);
         return releaseSent(conn);
       }
       // Never written to the channel (the worker died first): the primary still holds it.
@@ -47,7 +52,7 @@ export class IpcTransport implements Transport<Conn> {
   }
 
   prepareFork(): undefined {
-    return undefined;
+    return undefined; // (an empty body returns the same: that mutant survives, equivalent)
   }
 
   detach(w: WorkerRecord): { back: Waiting<Conn>[]; closed: number } {
@@ -82,6 +87,9 @@ interface ChannelInternals {
  */
 export function reclaimUnsent(worker: Worker): number {
   const cp = worker.process as unknown as ChannelInternals;
+  // Node keeps a pending message only for a handle it closes on the ACK (a net.Socket: the
+  // fallback path of accept.ts); a raw handle was closed once written. So on every Node this
+  // runs on the block is skipped, and its mutant survives.
   const pending = cp._pendingMessage;
   if (pending) {
     cp._pendingMessage = null;
@@ -90,6 +98,7 @@ export function reclaimUnsent(worker: Worker): number {
   const queued = cp._handleQueue;
   if (!Array.isArray(queued)) return 0;
   cp._handleQueue = null;
+  // (Its text is never read, only its presence: the empty-string mutant survives, equivalent.)
   const err = new Error('worker exited before the hand-off was sent');
   for (const q of queued) q.callback?.(err);
   return queued.length;
