@@ -26,6 +26,12 @@ class StandInPool {
     this.detached.push(rec);
     this.ready = this.ready.filter((r) => r !== rec);
   }
+  /** A worker's exit, in the order Pool.onExit reports it. */
+  exit(rec: WorkerRecord, handoff: Handoff<unknown>): void {
+    this.ready = this.ready.filter((r) => r !== rec);
+    rec.gone = true;
+    handoff.onExit(rec);
+  }
 }
 
 async function peer(t: Test): Promise<ChildProcess> {
@@ -52,6 +58,15 @@ async function setup(t: Test, maxConnections = 4): Promise<{ server: Server; por
   return { server, port: (server.address() as { port: number }).port, pool, counters, handoff };
 }
 
+/** The only ready worker, stopped (SIGSTOP): it reads nothing from its channel. */
+async function stoppedWorker(t: Test, pool: StandInPool): Promise<{ child: ChildProcess; rec: WorkerRecord }> {
+  const child = await peer(t);
+  const rec = record(1, child);
+  pool.ready = [rec];
+  child.kill('SIGSTOP');
+  return { child, rec };
+}
+
 /** A client that connects and collects what it is told until the server closes (at the latest, the test's end). */
 function client(t: Test, port: number): { connected: Promise<unknown>; said: Promise<string> } {
   const s = connect({ port, host: '127.0.0.1' });
@@ -67,9 +82,7 @@ t.test('a hand-off whose send fails (the channel closed before the exit is seen)
   const { port, pool, handoff } = await setup(t);
   // Another worker's exit first: what the transport set up to collect that one's returns must
   // not swallow a later failure.
-  const exited = record(3, await peer(t));
-  exited.gone = true;
-  handoff.onExit(exited);
+  pool.exit(record(3, await peer(t)), handoff);
   const broken = record(1, await peer(t));
   (broken.worker.process as ChildProcess).disconnect();
   pool.ready = [broken];
@@ -90,20 +103,14 @@ t.test('a hand-off whose send fails (the channel closed before the exit is seen)
 
 t.test('a worker that dies while the acceptor drains: the hand-offs it never received are told busy (shutting_down), the one it had is counted lost', async (t) => {
   const { port, pool, counters, handoff } = await setup(t);
-  const child = await peer(t);
-  const rec = record(1, child);
-  pool.ready = [rec];
-  // Stopped, it reads nothing: the first hand-off is written to its channel and never
-  // acknowledged, so Node queues the next two behind it.
-  child.kill('SIGSTOP');
+  // The first hand-off is written to its channel and never acknowledged, so Node queues the
+  // next two behind it.
+  const { child, rec } = await stoppedWorker(t, pool);
   const clients = [client(t, port), client(t, port), client(t, port)];
   for (const c of clients) await c.connected;
   await until(() => rec.active === 3 && rec.unsent === 2);
   handoff.close();
-  // Its exit, as the pool reports it.
-  pool.ready = [];
-  rec.gone = true;
-  handoff.onExit(rec);
+  pool.exit(rec, handoff);
   t.equal(counters.rejected.shutting_down, 2, 'the two it never received: shutting_down');
   t.equal(counters.errors.worker_exit, 1, 'the one written to it: lost with it, counted once');
   t.equal(handoff.queue.length, 0, 'nothing is queued while closing');
@@ -117,19 +124,14 @@ t.test('a hand-off still being written when its worker dies (its channel full) i
   // Node reports an asynchronous write as sent however it ends, so a hand-off whose write was
   // still queued at the worker's exit completes, "sent", after the worker was counted out.
   const { port, pool, counters, handoff } = await setup(t);
-  const child = await peer(t);
-  const rec = record(1, child);
-  pool.ready = [rec];
-  child.kill('SIGSTOP');
+  const { child, rec } = await stoppedWorker(t, pool);
   // More than the kernel buffers for the stopped reader: the hand-off's write waits behind it.
   child.send('x'.repeat(4 << 20));
   const c = client(t, port);
   await until(() => rec.active === 1);
   await new Promise((resolve) => setImmediate(resolve));
   t.equal(rec.unsent, 1, 'its write is pending');
-  pool.ready = [];
-  rec.gone = true;
-  handoff.onExit(rec);
+  pool.exit(rec, handoff);
   t.equal(counters.errors.worker_exit, 0, 'not counted at the exit: its send has not ended');
   child.kill('SIGKILL');
   await until(() => rec.unsent === 0);

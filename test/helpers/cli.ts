@@ -3,6 +3,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { randomUUID } from 'node:crypto';
 import { fileURLToPath } from 'node:url';
+import type { Readable } from 'node:stream';
 
 export const CLI = fileURLToPath(new URL('../../dist/src/cli.js', import.meta.url));
 export const fixture = (name: string): string => fileURLToPath(new URL(`../fixtures/${name}`, import.meta.url));
@@ -38,6 +39,25 @@ export interface StartOptions {
 
 const DEFAULT_ARGS = ['--port', '0', '--metrics-port', '0', '--workers', '2', '--log-level', 'info'];
 
+/** Calls `onLine` with each line of `stream`, parsed as JSON where it is (else `{ msg, raw: true }`). */
+export function readLines(stream: Readable, onLine: (line: LogLine) => void): void {
+  let buf = '';
+  stream.setEncoding('utf8').on('data', (d: string) => {
+    buf += d;
+    for (let i; (i = buf.indexOf('\n')) >= 0; ) {
+      const raw = buf.slice(0, i);
+      buf = buf.slice(i + 1);
+      let line: LogLine;
+      try {
+        line = JSON.parse(raw) as LogLine;
+      } catch {
+        line = { msg: raw, raw: true };
+      }
+      onLine(line);
+    }
+  });
+}
+
 export function run(args: string[], o: StartOptions = {}): Running & { started: Promise<void> } {
   const tag = randomUUID();
   const env: NodeJS.ProcessEnv = { ...process.env, ...o.env, ACCEPTOR_TEST_TAG: tag };
@@ -55,24 +75,11 @@ export function run(args: string[], o: StartOptions = {}): Running & { started: 
   });
   const lines: LogLine[] = [];
   const waiters = new Set<{ pred: (l: LogLine) => boolean; resolve: (l: LogLine) => void }>();
-  let buf = '';
   let err = '';
   proc.stderr!.setEncoding('utf8').on('data', (d: string) => (err += d));
-  proc.stdout!.setEncoding('utf8').on('data', (d: string) => {
-    buf += d;
-    let i;
-    while ((i = buf.indexOf('\n')) >= 0) {
-      const raw = buf.slice(0, i);
-      buf = buf.slice(i + 1);
-      let line: LogLine;
-      try {
-        line = JSON.parse(raw) as LogLine;
-      } catch {
-        line = { msg: raw, raw: true };
-      }
-      lines.push(line);
-      for (const w of waiters) if (w.pred(line)) (waiters.delete(w), w.resolve(line));
-    }
+  readLines(proc.stdout!, (line) => {
+    lines.push(line);
+    for (const w of waiters) if (w.pred(line)) (waiters.delete(w), w.resolve(line));
   });
   const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
     proc.on('exit', (code, signal) => resolve({ code, signal })),

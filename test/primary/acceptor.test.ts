@@ -4,7 +4,7 @@ import { spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { join } from 'node:path';
 import { writeFileSync } from 'node:fs';
-import { fixture, until } from '../helpers/cli.js';
+import { fixture, until, readLines, type LogLine } from '../helpers/cli.js';
 import { rawRequest } from '../helpers/http.js';
 import { read, untilValue } from '../helpers/metrics.js';
 
@@ -14,18 +14,8 @@ t.test('library: after close() the process ends by itself, even with a connectio
   const proc = spawn(process.execPath, [fixture('library-primary.mjs')], { env: { ...process.env, LIBRARY_OPTIONS: JSON.stringify(options), HOLD_FILE: holdFile }, stdio: ['pipe', 'pipe', 'inherit'] });
   t.teardown(() => void proc.kill('SIGKILL'));
   const exited = once(proc, 'exit') as Promise<[number | null, string | null]>;
-  const said: Record<string, unknown>[] = [];
-  let buf = '';
-  proc.stdout!.setEncoding('utf8').on('data', (d: string) => {
-    buf += d;
-    for (let i; (i = buf.indexOf('\n')) >= 0; buf = buf.slice(i + 1)) {
-      try {
-        said.push(JSON.parse(buf.slice(0, i)) as Record<string, unknown>);
-      } catch {
-        // not JSON: not ours
-      }
-    }
-  });
+  const said: LogLine[] = [];
+  readLines(proc.stdout!, (l) => said.push(l));
   const ready = (await until(() => said.find((l) => l.fixture === 'ready'), 20_000))!;
   const port = Number(ready.port);
   const metricsPort = Number(ready.metricsPort);
