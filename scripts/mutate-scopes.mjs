@@ -20,7 +20,7 @@ export const FILE_TESTS = {
   'src/worker/protocol.ts': ['test/dispatch/handoff.test.ts', 'test/dispatch/fdpass.test.ts', 'test/primary/pool.test.ts', 'test/worker/http.test.ts'],
   'src/dispatch/transport.ts': ['test/dispatch/transport.test.ts', 'test/dispatch/handoff.test.ts', 'test/dispatch/strategies.test.ts'],
   'src/dispatch/ipc.ts': ['test/dispatch/ipc.test.ts', 'test/dispatch/handoff.test.ts', 'test/dispatch/transport.test.ts', 'test/metrics/counters.test.ts', 'test/primary/pool.test.ts', 'test/dispatch/overload.test.ts', 'test/dispatch/fdpass.test.ts'],
-  'src/dispatch/fdpass.ts': ['test/dispatch/handoff.test.ts', 'test/dispatch/fdpass.test.ts', 'test/dispatch/transport.test.ts', 'test/metrics/counters.test.ts', 'test/primary/pool.test.ts', 'test/dispatch/overload.test.ts'],
+  'src/dispatch/fdpass.ts': ['test/dispatch/handoff.test.ts', 'test/dispatch/fdpass.test.ts', 'test/dispatch/transport.test.ts', 'test/metrics/counters.test.ts', 'test/primary/pool.test.ts', 'test/dispatch/overload.test.ts', 'test/primary/acceptor.test.ts'],
   'src/dispatch/handoff.ts': ['test/dispatch/ipc.test.ts', 'test/dispatch/handoff.test.ts', 'test/dispatch/transport.test.ts', 'test/metrics/counters.test.ts', 'test/primary/pool.test.ts', 'test/dispatch/overload.test.ts', 'test/dispatch/fdpass.test.ts', 'test/primary/watchdog.test.ts', 'test/primary/acceptor.test.ts'],
   'src/dispatch/accept.ts': ['test/dispatch/accept.test.ts', 'test/dispatch/handoff.test.ts', 'test/dispatch/fdpass.test.ts', 'test/metrics/counters.test.ts'],
 };

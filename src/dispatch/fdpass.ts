@@ -108,9 +108,14 @@ export class FdpassTransport implements Transport<number> {
   }
 
   private push(l: Link): void {
+    // These guards and the next only save a call, so their mutants survive, equivalent: a send on
+    // a full channel takes nothing and re-arms the addon's wake-up, a retry sent early sends the
+    // same outbox from its head, a gone link is never flushed or woken again, and an empty send
+    // sends nothing. The same holds for `l.blocked = true` below.
     if (l.blocked || l.gone || l.retry) return;
     const n = l.fds.length - l.head;
     if (n === 0) return;
+    // (Growing when not needed, or copying one past `n`, which is not sent, survives, equivalent.)
     if (this.scratchFds.length < n) {
       this.scratchFds = new Int32Array(n * 2);
       this.scratchAt = new Float64Array(n * 2);
@@ -123,6 +128,9 @@ export class FdpassTransport implements Transport<number> {
     if (sent < 0) {
       // Not EAGAIN (that returns a short count): ENOBUFS or ETOOMANYREFS. Nothing is lost: the
       // outbox stays as it is and is tried again shortly; a dead worker's outbox is handed on.
+      // (Untested, so its mutants survive: the kernel refuses descriptors in flight
+      // (ETOOMANYREFS) only to a sender without CAP_SYS_RESOURCE, and the tests run as root.
+      // `sent <= 0` survives too, equivalent: a full channel is then polled every RETRY_MS.)
       l.retry = setTimeout(() => {
         l.retry = undefined;
         this.push(l);
@@ -131,6 +139,8 @@ export class FdpassTransport implements Transport<number> {
     }
     l.head += sent;
     if (l.head === l.fds.length) {
+      // (Emptying it only keeps the outbox from growing: without, it is still sent from its
+      // head, and that mutant survives, a cost in memory, not in what is delivered.)
       l.fds.length = 0;
       l.at.length = 0;
       l.head = 0;
@@ -175,7 +185,7 @@ export class FdpassTransport implements Transport<number> {
     if (!l || l.gone) return { back: [], closed: 0 };
     l.gone = true;
     this.links.delete(l);
-    if (l.retry) clearTimeout(l.retry);
+    if (l.retry) clearTimeout(l.retry); // (unconditional survives, equivalent)
     const r = this.addon.reclaim(l.ch);
     const back: Waiting<number>[] = [];
     for (let i = 0; i < r.fds.length; i++) back.push({ item: r.fds[i]!, at: r.at[i]! });

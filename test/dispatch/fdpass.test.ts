@@ -1,7 +1,10 @@
-// The fdpass transport in the running acceptor: a worker's death, descriptor counts after a storm,
-// nothing leaking into a handler's children, and hand-offs in admission order.
-import t from 'tap';
-import { readFileSync, unlinkSync, writeFileSync } from 'node:fs';
+// The fdpass transport: first its outbox in this process, on a real channel with a stand-in
+// worker on the other end (a channel full part-way through a batch, which no test of a whole
+// acceptor can make happen on purpose); then in the running acceptor: a worker's death,
+// descriptor counts after a storm, nothing leaking into a handler's children, and hand-offs in
+// admission order.
+import t, { type Test } from 'tap';
+import { closeSync, fstatSync, openSync, readFileSync, readdirSync, unlinkSync, writeFileSync } from 'node:fs';
 import { spawnSync } from 'node:child_process';
 import { connect } from 'node:net';
 import { join } from 'node:path';
@@ -10,6 +13,102 @@ import { get, rawRequest, type Pending } from '../helpers/http.js';
 import { scrape, value, untilValue } from '../helpers/metrics.js';
 import { listenQueueDepth } from '../../src/metrics/kernel.js';
 import { storm } from '../../bench/load/storm.js';
+import { FdpassTransport } from '../../src/dispatch/fdpass.js';
+import type { WorkerRecord } from '../../src/primary/pool.js';
+import { addon, child, files } from '../helpers/fdpass.js';
+
+const ownFds = (): number => readdirSync('/proc/self/fd').length;
+const isOpen = (fd: number): boolean => {
+  try {
+    fstatSync(fd);
+    return true;
+  } catch {
+    return false;
+  }
+};
+
+/** How many one-descriptor messages a fresh channel takes before EAGAIN (its SO_SNDBUF), counted on a scratch channel. */
+function smallMessagesThatFit(): number {
+  const [ch] = addon.channel(() => {}, () => {});
+  let n = 0;
+  for (;;) {
+    const fd = openSync('/dev/null', 'r');
+    if (addon.send(ch, Int32Array.of(fd), Float64Array.of(n), 0, 1) === 0) {
+      closeSync(fd);
+      break;
+    }
+    n++;
+  }
+  for (const fd of addon.reclaim(ch).fds) closeSync(fd);
+  return n;
+}
+
+/**
+ * A transport with one worker whose channel is full part-way through a batch: one-descriptor
+ * messages up to one short of EAGAIN, then a 600-descriptor batch (three messages) of which the
+ * channel takes the first, then 1,000 more while it is full (the outbox then outgrows its first
+ * scratch arrays of 1,024). Nobody reads yet. The accept times
+ * sent are the descriptors' sequence numbers.
+ */
+function fullMidBatch(t: Test): { transport: FdpassTransport; rec: WorkerRecord; workerFd: number; inodes: number[]; base: number } {
+  const transport = new FdpassTransport(addon, 'reset');
+  const base = ownFds();
+  const fit = smallMessagesThatFit();
+  const link = transport.prepareFork();
+  const rec = { slot: 1 } as unknown as WorkerRecord;
+  link.attach(rec);
+  const { fds, inodes } = files(t.testdir(), fit - 1 + 600 + 1000);
+  let i = 0;
+  for (; i < fit - 1; i++) {
+    transport.assign(rec, fds[i]!, i);
+    transport.flush();
+  }
+  t.notOk(fds.subarray(0, i).some(isOpen), `${i} one-descriptor messages sent, each closed here`);
+  const batch = fds.subarray(i, i + 600);
+  for (; i < fit - 1 + 600; i++) transport.assign(rec, fds[i]!, i);
+  transport.flush();
+  const took = batch.filter((fd) => !isOpen(fd)).length;
+  t.ok(took > 0 && took < 600, `the channel took part of the batch (${took} of 600), the rest wait`);
+  t.ok(batch.subarray(took).every(isOpen), 'the part not taken is the end of the batch, still open here');
+  for (; i < fds.length; i++) transport.assign(rec, fds[i]!, i);
+  transport.flush();
+  t.ok(fds.subarray(fds.length - 1000).every(isOpen), 'assigned while the channel is full: they wait behind the rest');
+  return { transport, rec, workerFd: link.fd, inodes, base };
+}
+
+t.test('fdpass outbox: a batch the channel takes part of is sent on, whole and in order, once the worker reads', async (t) => {
+  const { transport, rec, workerFd, inodes, base } = fullMidBatch(t);
+  const c = child(workerFd, { MODE: 'recv' });
+  t.teardown(() => void c.proc.kill('SIGKILL'));
+  const at: number[] = [];
+  const got: number[] = [];
+  await until(() => {
+    for (let l = c.lines.shift(); l; l = c.lines.shift()) {
+      if (!('at' in l)) continue;
+      at.push(...(l.at as number[]));
+      got.push(...(l.inodes as number[]));
+      t.equal(l.missing, 0);
+    }
+    return at.length >= inodes.length ? true : undefined;
+  }, 10_000);
+  t.same(at, inodes.map((_, i) => i), `all ${inodes.length} arrived once, in the order assigned`);
+  t.same(got, inodes, 'each the file it was');
+  t.same(transport.detach(rec), { back: [], closed: 0 }, 'nothing left to reclaim');
+  c.proc.kill('SIGKILL');
+  await c.gone;
+  t.equal(ownFds(), base, 'no descriptor left open here');
+});
+
+t.test('fdpass outbox: a worker gone before reading gets back what it never read, then what waited, in order', async (t) => {
+  const { transport, rec, inodes, base } = fullMidBatch(t);
+  const { back, closed } = transport.detach(rec);
+  t.equal(closed, 0);
+  t.same(back.map((b) => b.at), inodes.map((_, i) => i), `all ${inodes.length} back, the channel's first, in the order assigned`);
+  t.same(back.map((b) => fstatSync(b.item).ino), inodes, 'each the file it was');
+  for (const b of back) closeSync(b.item);
+  t.equal(ownFds(), base, 'no descriptor left open here');
+  t.same(transport.detach(rec), { back: [], closed: 0 }, 'a second detach finds nothing, and does not touch the closed channel');
+});
 
 for (const transport of TRANSPORTS) {
   t.test(`${transport}: a worker killed with hand-offs it never read; each is counted once or handed on`, async (t) => {
