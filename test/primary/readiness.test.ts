@@ -110,3 +110,14 @@ t.test('hysteresis: shedding starts above the threshold and ends at half of it, 
   r.drain();
   t.equal(r.reason(), 'draining', 'draining comes first');
 });
+
+t.test('a queue that passes the threshold while nobody asks still starts shedding: the state is sampled on a timer', async (t) => {
+  let depth = 11;
+  const r = new Readiness({ readyWorkers: () => 1, queueDepth: () => depth, counters: new Counters(), threshold: 10 });
+  t.teardown(() => r.stop());
+  // No reason() call while the queue is above the threshold: only the timer can see it. (Its
+  // state is read directly: asking would sample, which is what this must do without.)
+  await until(() => ((r as unknown as { shedding: boolean }).shedding ? true : undefined), 5000);
+  depth = 6;
+  t.equal(r.reason(), 'shedding load', 'back under the threshold but above half when asked: still shedding');
+});
