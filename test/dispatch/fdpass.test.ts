@@ -4,7 +4,7 @@
 // descriptor counts after a storm, nothing leaking into a handler's children, and hand-offs in
 // admission order.
 import t, { type Test } from 'tap';
-import { closeSync, fstatSync, openSync, readFileSync, readdirSync, unlinkSync, writeFileSync } from 'node:fs';
+import { closeSync, fstatSync, openSync, readFileSync, unlinkSync, writeFileSync } from 'node:fs';
 import { spawnSync } from 'node:child_process';
 import { connect } from 'node:net';
 import { join } from 'node:path';
@@ -17,7 +17,6 @@ import { FdpassTransport } from '../../src/dispatch/fdpass.js';
 import type { WorkerRecord } from '../../src/primary/pool.js';
 import { addon, child, files } from '../helpers/fdpass.js';
 
-const ownFds = (): number => readdirSync('/proc/self/fd').length;
 const isOpen = (fd: number): boolean => {
   try {
     fstatSync(fd);
@@ -47,12 +46,12 @@ function smallMessagesThatFit(): number {
  * A transport with one worker whose channel is full part-way through a batch: one-descriptor
  * messages up to one short of EAGAIN, then a 600-descriptor batch (three messages) of which the
  * channel takes the first, then 1,000 more while it is full (the outbox then outgrows its first
- * scratch arrays of 1,024). Nobody reads yet. The accept times
- * sent are the descriptors' sequence numbers.
+ * scratch arrays of 1,024). Nobody reads yet. The accept times sent are the descriptors'
+ * sequence numbers.
  */
 function fullMidBatch(t: Test): { transport: FdpassTransport; rec: WorkerRecord; workerFd: number; inodes: number[]; base: number } {
   const transport = new FdpassTransport(addon, 'reset');
-  const base = ownFds();
+  const base = openFds(process.pid);
   const fit = smallMessagesThatFit();
   const link = transport.prepareFork();
   const rec = { slot: 1 } as unknown as WorkerRecord;
@@ -96,7 +95,7 @@ t.test('fdpass outbox: a batch the channel takes part of is sent on, whole and i
   t.same(transport.detach(rec), { back: [], closed: 0 }, 'nothing left to reclaim');
   c.proc.kill('SIGKILL');
   await c.gone;
-  t.equal(ownFds(), base, 'no descriptor left open here');
+  t.equal(openFds(process.pid), base, 'no descriptor left open here');
 });
 
 t.test('fdpass outbox: a worker gone before reading gets back what it never read, then what waited, in order', async (t) => {
@@ -106,7 +105,7 @@ t.test('fdpass outbox: a worker gone before reading gets back what it never read
   t.same(back.map((b) => b.at), inodes.map((_, i) => i), `all ${inodes.length} back, the channel's first, in the order assigned`);
   t.same(back.map((b) => fstatSync(b.item).ino), inodes, 'each the file it was');
   for (const b of back) closeSync(b.item);
-  t.equal(ownFds(), base, 'no descriptor left open here');
+  t.equal(openFds(process.pid), base, 'no descriptor left open here');
   t.same(transport.detach(rec), { back: [], closed: 0 }, 'a second detach finds nothing, and does not touch the closed channel');
 });
 

@@ -4,13 +4,11 @@ import t from 'tap';
 import { closeSync, fstatSync, readdirSync, readlinkSync } from 'node:fs';
 import { connect, createServer, type Socket } from 'node:net';
 import { addon, child, files, seq } from '../helpers/fdpass.js';
-import { sleep, until } from '../helpers/cli.js';
-
-const openFds = (): number => readdirSync('/proc/self/fd').length;
+import { openFds, sleep, until } from '../helpers/cli.js';
 
 t.test('3,000 descriptors through a full channel: EAGAIN keeps the rest, all arrive once, in order', async (t) => {
   const N = 3000;
-  const base = openFds();
+  const base = openFds(process.pid);
   const { fds, inodes } = files(t.testdir(), N);
   let writable = 0;
   const [ch, workerFd] = addon.channel(() => {}, () => writable++);
@@ -53,11 +51,11 @@ t.test('3,000 descriptors through a full channel: EAGAIN keeps the rest, all arr
   t.equal(r.fds.length, 0, 'nothing left unread');
   c.proc.kill('SIGKILL');
   await c.gone;
-  t.equal(openFds(), base, 'no descriptor left open in the sender');
+  t.equal(openFds(process.pid), base, 'no descriptor left open in the sender');
 });
 
 t.test('a worker that dies: its unread hand-offs come back in order, with its last close reports', async (t) => {
-  const base = openFds();
+  const base = openFds(process.pid);
   const { fds, inodes } = files(t.testdir(), 600);
   let closed = 0;
   const [ch, workerFd] = addon.channel((n) => (closed += n), () => {});
@@ -73,7 +71,7 @@ t.test('a worker that dies: its unread hand-offs come back in order, with its la
   t.same([...back.at], [...seq(600)], 'in the order sent, with their accept times');
   t.same([...back.fds].map((fd) => fstatSync(fd).ino), inodes, 'the same files');
   for (const fd of back.fds) closeSync(fd);
-  t.equal(openFds(), base, 'nothing open once those are closed');
+  t.equal(openFds(process.pid), base, 'nothing open once those are closed');
   t.throws(() => addon.reclaim(ch), /already closed/, 'a channel is reclaimed once');
   t.equal(addon.send(ch, fds, seq(1), 0, 1), -32, 'sending on it says EPIPE, and nothing is closed');
 });
