@@ -2,6 +2,7 @@
 import t, { type Test } from 'tap';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { connect } from 'node:net';
 import { start, run, fixture, tagged, until, workerPids, startThenBreakHandler } from '../helpers/cli.js';
 import { get, rawRequest } from '../helpers/http.js';
 import { read } from '../helpers/metrics.js';
@@ -116,6 +117,20 @@ t.test('a reload whose handler no longer loads keeps the old workers serving', a
   t.equal(acc.proc.exitCode, null, 'and the primary runs');
 });
 
+/** One keep-alive request (no Connection: close); what came back once the server closed, or by `ms`. */
+function keepAliveRequest(port: number, path: string, ms = 10_000): Promise<{ raw: string; closedByServer: boolean }> {
+  return new Promise((resolve) => {
+    const s = connect(port, '127.0.0.1');
+    let raw = '';
+    s.setEncoding('latin1').on('data', (d: string) => (raw += d));
+    s.on('error', () => {});
+    let gaveUp = false;
+    const timer = setTimeout(() => ((gaveUp = true), s.destroy()), ms);
+    s.on('close', () => (clearTimeout(timer), resolve({ raw, closedByServer: !gaveUp })));
+    s.write(`GET ${path} HTTP/1.1\r\nHost: x\r\n\r\n`);
+  });
+}
+
 t.test('a handler that throws per request: 500 without details, and the worker survives', async (t) => {
   const acc = await start(['--workers', '1', '--handler', fixture('throws-per-request.mjs')]);
   t.teardown(() => acc.stop('SIGKILL'));
@@ -126,9 +141,22 @@ t.test('a handler that throws per request: 500 without details, and the worker s
     const r = await get(acc.port, path);
     t.equal(r.status, 500, path);
     t.equal(r.body, 'internal server error\n', 'no stack trace, no message');
+    // Asked to keep the connection alive, the server still closes it: a handler that failed
+    // may have left its state for that connection half-done.
+    const ka = await keepAliveRequest(acc.port, path);
+    t.match(ka.raw, /^HTTP\/1\.1 500 Internal Server Error\r\n/, `${path}, keep-alive: 500`);
+    t.match(ka.raw, /\r\nconnection: close\r\n/i, `${path}, keep-alive: Connection: close`);
+    t.match(ka.raw, /\r\ncontent-type: text\/plain\r\n/i, `${path}, keep-alive: plain text`);
+    t.ok(ka.closedByServer, `${path}, keep-alive: the server closed the connection`);
   }
+  // After its headers went out a 500 cannot be sent: the response is cut, never left hanging.
+  const late = await keepAliveRequest(acc.port, '/late');
+  t.match(late.raw, /^HTTP\/1\.1 200 OK\r\n/, '/late: its headers went out');
+  t.match(late.raw, /partial/, '/late: and the start of its body');
+  t.notMatch(late.raw, /\r\n0\r\n\r\n$/, '/late: no last chunk: the client can tell the body is cut');
+  t.ok(late.closedByServer, '/late: the server closed the connection');
   t.equal((await get(acc.port, '/')).status, 200, 'still serving');
   t.same(workerPids(acc), pids, 'same worker process');
   t.ok(acc.lines.some((l) => l.msg === 'handler failed' && JSON.stringify(l.err).includes('secret detail')), 'the error is logged on the server side');
-  t.equal((await read(acc.metricsPort, series)) - before, 2, 'handler_error +1 for each, none for the good one');
+  t.equal((await read(acc.metricsPort, series)) - before, 5, 'handler_error +1 for each failure, none for the good one');
 });

@@ -55,20 +55,21 @@ export function tlsRequest(port: number, ca: Buffer, o: { path?: string; servern
 }
 
 /** One GET over HTTP/2 on a new connection. */
-export function h2Get(port: number, ca: Buffer, path = '/'): Promise<{ status: number; body: string; alpn: string | undefined }> {
+export function h2Get(port: number, ca: Buffer, path = '/'): Promise<{ status: number; body: string; alpn: string | undefined; headers: Record<string, unknown> }> {
   return new Promise((resolve, reject) => {
     const session = h2Connect(`https://127.0.0.1:${port}`, { ca });
     session.on('error', reject);
     const req = session.request({ ':path': path });
     let body = '';
     let status = 0;
+    let headers: Record<string, unknown> = {};
     req.setEncoding('utf8');
-    req.on('response', (h) => (status = Number(h[':status'])));
+    req.on('response', (h) => ((headers = h), (status = Number(h[':status']))));
     req.on('data', (d: string) => (body += d));
     req.on('end', () => {
       const alpn = session.alpnProtocol;
       session.close();
-      resolve({ status, body, alpn });
+      resolve({ status, body, alpn, headers });
     });
     req.on('error', reject);
   });

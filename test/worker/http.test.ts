@@ -3,7 +3,7 @@ import t from 'tap';
 import { connect, type Socket } from 'node:net';
 import { start, workerPids, sleep, until } from '../helpers/cli.js';
 import { get } from '../helpers/http.js';
-import { scrape, value } from '../helpers/metrics.js';
+import { read, scrape, value } from '../helpers/metrics.js';
 
 const ERR = (reason: string): string => `acceptor_connection_errors_total{reason="${reason}"}`;
 
@@ -101,4 +101,41 @@ t.test('bad input is answered or closed, counted, and the worker survives', asyn
 
   t.equal((await get(acc.port)).status, 200, 'still serving');
   t.same(workerPids(acc), pids, 'the same worker process throughout');
+});
+
+t.test('a request still arriving when the drain begins is served with Connection: close, then the worker exits', async (t) => {
+  // A worker that kept the connection alive would be killed at the drain timeout: exit 1.
+  const acc = await start(['--workers', '1', '--host', '127.0.0.1', '--drain-timeout', '5s']);
+  t.teardown(() => acc.stop('SIGKILL'));
+  const c = client(acc.port);
+  // Keep-alive (no Connection: close), and not yet whole: the connection is not idle, so the
+  // drain does not close it, and the request reaches the handler only after the drain began.
+  c.s.write('GET / HTTP/1.1\r\nHost: x\r\n');
+  await until(async () => value(await scrape(acc.metricsPort), 'acceptor_worker_connections{worker="1"}') === 1, 5000);
+  const mark = acc.lines.length;
+  acc.proc.kill('SIGTERM');
+  await acc.waitFor((l) => l.msg === 'draining' && l.worker === 1, 10_000, mark);
+  c.s.write('\r\n');
+  const r = await c.closed;
+  t.match(r.data, /^HTTP\/1\.1 200 OK\r\n/, 'served');
+  t.match(r.data, /\r\nConnection: close\r\n/i, 'told the client not to reuse it');
+  t.equal((await acc.exited).code, 0, 'the worker closed it after the response, and all exited 0');
+});
+
+t.test('keep-alive: requests on one connection are answered on it, and it stays open', async (t) => {
+  const acc = await start(['--workers', '1', '--host', '127.0.0.1']);
+  t.teardown(() => acc.stop('SIGKILL'));
+  const c = client(acc.port);
+  let data = '';
+  c.s.on('data', (d: string) => (data += d));
+  let closed = false;
+  void c.closed.then(() => (closed = true));
+  for (let i = 1; i <= 3; i++) {
+    c.s.write('GET / HTTP/1.1\r\nHost: x\r\n\r\n');
+    await until(() => (data.match(/^HTTP\/1\.1 200 OK\r\n/gm) ?? []).length === i, 5000);
+  }
+  t.notMatch(data, /\r\nConnection: close\r\n/i, 'no response says Connection: close');
+  t.notOk(closed, 'the connection is still open');
+  t.equal(await read(acc.metricsPort, 'acceptor_connections_handled_total{worker="1"}'), 1, 'one connection served them all');
+  c.s.destroy();
 });

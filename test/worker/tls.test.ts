@@ -231,3 +231,45 @@ t.test('SIGTERM with an HTTP/2 stream in flight: GOAWAY, the stream finishes, ex
   t.match(body, /served by/);
   t.equal((await acc.exited).code, 0, 'drained and exited 0');
 });
+
+t.test('HTTP/2: a handler that throws answers 500 without details (no Connection header, which HTTP/2 forbids), counted; the worker lives', { skip: skipOpenssl }, async (t) => {
+  const c = makeCert(t.testdir());
+  const acc = await start(['--workers', '1', '--host', '127.0.0.1', '--handler', fixture('throws-per-request.mjs'), ...tlsArgs(c)]);
+  t.teardown(() => acc.stop('SIGKILL'));
+  const pids = workerPids(acc);
+  for (const path of ['/throw', '/reject']) {
+    const r = await h2Get(acc.port, c.ca, path);
+    t.equal(r.alpn, 'h2', `${path}: over HTTP/2`);
+    t.equal(r.status, 500, `${path}: 500`);
+    t.equal(r.body, 'internal server error\n', `${path}: no stack trace, no message`);
+    t.equal(r.headers['content-type'], 'text/plain', `${path}: plain text`);
+  }
+  t.equal((await h2Get(acc.port, c.ca, '/')).status, 200, 'still serving');
+  t.same(workerPids(acc), pids, 'the same worker process');
+  t.equal(await read(acc.metricsPort, 'acceptor_connection_errors_total{reason="handler_error"}'), 2, 'handler_error +1 for each');
+  // Node drops a Connection header on HTTP/2 with a process warning on stderr.
+  t.notMatch(acc.stderr(), /UnsupportedWarning|connection header/i, 'no Connection header was attempted');
+});
+
+t.test('an HTTP/2 session that starts after the drain began gets GOAWAY at once; exit 0', { skip: skipOpenssl }, async (t) => {
+  const c = makeCert(t.testdir());
+  // A session left open would hold the drain until this timeout, and the exit would be 1.
+  const acc = await start(['--workers', '1', '--host', '127.0.0.1', '--drain-timeout', '10s', ...tlsArgs(c)]);
+  t.teardown(() => acc.stop('SIGKILL'));
+  // Connected and handed to the worker, but silent: the TLS handshake, and so the session,
+  // come only after the worker has begun to drain.
+  const raw = netConnect(acc.port, '127.0.0.1');
+  raw.on('error', () => {});
+  await untilValue(acc.metricsPort, 'acceptor_worker_connections{worker="1"}', 1);
+  const mark = acc.lines.length;
+  const t0 = Date.now();
+  acc.proc.kill('SIGTERM');
+  await acc.waitFor((l) => l.msg === 'draining' && l.worker === 1, 10_000, mark);
+  const session = h2Connect(`https://127.0.0.1:${acc.port}`, { ca: c.ca, createConnection: () => tlsConnect({ socket: raw, ca: c.ca, servername: 'localhost', ALPNProtocols: ['h2'] }) });
+  t.teardown(() => session.destroy());
+  session.on('error', () => {});
+  const goaway = new Promise<string>((r) => session.once('goaway', () => r('goaway')));
+  t.equal(await Promise.race([goaway, new Promise((r) => setTimeout(() => r('no GOAWAY within 5 s'), 5000).unref())]), 'goaway', 'the new session was told to go away');
+  t.equal((await acc.exited).code, 0, 'drained without waiting for the drain timeout');
+  t.ok(Date.now() - t0 < 10_000, `exited after ${Date.now() - t0} ms, before the 10 s drain timeout`);
+});
