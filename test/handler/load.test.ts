@@ -2,9 +2,8 @@
 import t, { type Test } from 'tap';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { connect } from 'node:net';
 import { start, run, fixture, tagged, until, workerPids, startThenBreakHandler } from '../helpers/cli.js';
-import { get, rawRequest } from '../helpers/http.js';
+import { get, rawClient, rawRequest } from '../helpers/http.js';
 import { read } from '../helpers/metrics.js';
 import { loadHandler, stripsTypes } from '../../src/handler/load.js';
 import { builtinHttp, builtinTcp } from '../../src/handler/builtin.js';
@@ -118,17 +117,12 @@ t.test('a reload whose handler no longer loads keeps the old workers serving', a
 });
 
 /** One keep-alive request (no Connection: close); what came back once the server closed, or by `ms`. */
-function keepAliveRequest(port: number, path: string, ms = 10_000): Promise<{ raw: string; closedByServer: boolean }> {
-  return new Promise((resolve) => {
-    const s = connect(port, '127.0.0.1');
-    let raw = '';
-    s.setEncoding('latin1').on('data', (d: string) => (raw += d));
-    s.on('error', () => {});
-    let gaveUp = false;
-    const timer = setTimeout(() => ((gaveUp = true), s.destroy()), ms);
-    s.on('close', () => (clearTimeout(timer), resolve({ raw, closedByServer: !gaveUp })));
-    s.write(`GET ${path} HTTP/1.1\r\nHost: x\r\n\r\n`);
-  });
+async function keepAliveRequest(port: number, path: string, ms = 10_000): Promise<{ raw: string; closedByServer: boolean }> {
+  const c = rawClient(port);
+  c.s.write(`GET ${path} HTTP/1.1\r\nHost: x\r\n\r\n`);
+  const closedByServer = await Promise.race([c.closed.then(() => true), new Promise<false>((r) => setTimeout(r, ms, false).unref())]);
+  c.s.destroy();
+  return { raw: c.data(), closedByServer };
 }
 
 t.test('a handler that throws per request: 500 without details, and the worker survives', async (t) => {

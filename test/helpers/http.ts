@@ -32,6 +32,16 @@ export interface Pending {
   connected: Promise<void>;
 }
 
+/** A connection for hand-written bytes: what it has received so far, and all of it once it closes. */
+export function rawClient(port: number, host = '127.0.0.1'): { s: Socket; data: () => string; closed: Promise<{ data: string; ms: number }> } {
+  const t0 = Date.now();
+  const s = connect(port, host);
+  let data = '';
+  s.setEncoding('latin1').on('data', (d: string) => (data += d));
+  s.on('error', () => {});
+  return { s, data: () => data, closed: new Promise((r) => s.on('close', () => r({ data, ms: Date.now() - t0 }))) };
+}
+
 /** Opens one connection and sends one request with `Connection: close`. */
 export function rawRequest(port: number, path = '/', host = '127.0.0.1', extra = ''): Pending {
   return requestOn(connect({ port, host }), 'connect', path, host, extra);

@@ -1,20 +1,10 @@
 // Bad client input: answered or closed, counted, and the worker keeps serving others.
 import t from 'tap';
-import { connect, type Socket } from 'node:net';
 import { start, workerPids, sleep, until } from '../helpers/cli.js';
-import { get } from '../helpers/http.js';
+import { get, rawClient } from '../helpers/http.js';
 import { read, scrape, value } from '../helpers/metrics.js';
 
 const ERR = (reason: string): string => `acceptor_connection_errors_total{reason="${reason}"}`;
-
-function client(port: number): { s: Socket; closed: Promise<{ data: string; ms: number }> } {
-  const t0 = Date.now();
-  const s = connect(port, '127.0.0.1');
-  let data = '';
-  s.setEncoding('latin1').on('data', (d: string) => (data += d));
-  s.on('error', () => {});
-  return { s, closed: new Promise((r) => s.on('close', () => r({ data, ms: Date.now() - t0 }))) };
-}
 
 t.test('bad input is answered or closed, counted, and the worker survives', async (t) => {
   const acc = await start(['--workers', '1', '--headers-timeout', '600ms', '--request-timeout', '2s', '--idle-timeout', '1500ms', '--host', '127.0.0.1']);
@@ -35,7 +25,7 @@ t.test('bad input is answered or closed, counted, and the worker survives', asyn
 
   await t.test('malformed request line → 400', async (t) => {
     await mark();
-    const c = client(acc.port);
+    const c = rawClient(acc.port);
     c.s.write('THIS IS NOT HTTP\r\n\r\n');
     const r = await c.closed;
     t.match(r.data, /^HTTP\/1\.1 400 Bad Request\r\n/);
@@ -44,7 +34,7 @@ t.test('bad input is answered or closed, counted, and the worker survives', asyn
 
   await t.test('64 KiB of headers → 431', async (t) => {
     await mark();
-    const c = client(acc.port);
+    const c = rawClient(acc.port);
     c.s.write(`GET / HTTP/1.1\r\nHost: x\r\nX-Big: ${'a'.repeat(64 * 1024)}\r\n\r\n`);
     const r = await c.closed;
     t.match(r.data, /^HTTP\/1\.1 431 Request Header Fields Too Large\r\n/);
@@ -55,7 +45,7 @@ t.test('bad input is answered or closed, counted, and the worker survives', asyn
 
   await t.test('slowloris (one byte at a time) is cut by --headers-timeout with 408', async (t) => {
     await mark();
-    const c = client(acc.port);
+    const c = rawClient(acc.port);
     const req = 'GET / HTTP/1.1\r\nHost: x\r\nX-Slow: ' + 'z'.repeat(100);
     let i = 0;
     const drip = setInterval(() => c.s.writable && c.s.write(req[i++ % req.length]!), 100);
@@ -73,7 +63,7 @@ t.test('bad input is answered or closed, counted, and the worker survives', asyn
 
   await t.test('a client that resets mid-request is counted', async (t) => {
     await mark();
-    const c = client(acc.port);
+    const c = rawClient(acc.port);
     c.s.write('GET / HTTP/1.1\r\nHost: x\r\nX-Partial: half a hea');
     await until(async () => value(await scrape(acc.metricsPort), 'acceptor_worker_connections{worker="1"}') === 1, 5000);
     c.s.resetAndDestroy();
@@ -84,7 +74,7 @@ t.test('bad input is answered or closed, counted, and the worker survives', asyn
 
   await t.test('half-open: a request then FIN is answered, then closed', async (t) => {
     await mark();
-    const c = client(acc.port);
+    const c = rawClient(acc.port);
     c.s.end('GET / HTTP/1.1\r\nHost: x\r\n\r\n');
     const r = await c.closed;
     t.match(r.data, /^HTTP\/1\.1 200 OK\r\n/);
@@ -93,7 +83,7 @@ t.test('bad input is answered or closed, counted, and the worker survives', asyn
 
   await t.test('a connection that never sends anything is closed by a timeout', async (t) => {
     await mark();
-    const c = client(acc.port);
+    const c = rawClient(acc.port);
     const r = await c.closed;
     t.ok(r.ms < 5000, `closed after ${r.ms}ms`);
     t.same(await deltas(), { timeout: 1 }, 'counted as a timeout');
@@ -107,7 +97,7 @@ t.test('a request still arriving when the drain begins is served with Connection
   // A worker that kept the connection alive would be killed at the drain timeout: exit 1.
   const acc = await start(['--workers', '1', '--host', '127.0.0.1', '--drain-timeout', '5s']);
   t.teardown(() => acc.stop('SIGKILL'));
-  const c = client(acc.port);
+  const c = rawClient(acc.port);
   // Keep-alive (no Connection: close), and not yet whole: the connection is not idle, so the
   // drain does not close it, and the request reaches the handler only after the drain began.
   c.s.write('GET / HTTP/1.1\r\nHost: x\r\n');
@@ -125,16 +115,14 @@ t.test('a request still arriving when the drain begins is served with Connection
 t.test('keep-alive: requests on one connection are answered on it, and it stays open', async (t) => {
   const acc = await start(['--workers', '1', '--host', '127.0.0.1']);
   t.teardown(() => acc.stop('SIGKILL'));
-  const c = client(acc.port);
-  let data = '';
-  c.s.on('data', (d: string) => (data += d));
+  const c = rawClient(acc.port);
   let closed = false;
   void c.closed.then(() => (closed = true));
   for (let i = 1; i <= 3; i++) {
     c.s.write('GET / HTTP/1.1\r\nHost: x\r\n\r\n');
-    await until(() => (data.match(/^HTTP\/1\.1 200 OK\r\n/gm) ?? []).length === i, 5000);
+    await until(() => (c.data().match(/^HTTP\/1\.1 200 OK\r\n/gm) ?? []).length === i, 5000);
   }
-  t.notMatch(data, /\r\nConnection: close\r\n/i, 'no response says Connection: close');
+  t.notMatch(c.data(), /\r\nConnection: close\r\n/i, 'no response says Connection: close');
   t.notOk(closed, 'the connection is still open');
   t.equal(await read(acc.metricsPort, 'acceptor_connections_handled_total{worker="1"}'), 1, 'one connection served them all');
   c.s.destroy();
