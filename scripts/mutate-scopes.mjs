@@ -14,9 +14,12 @@ export const FILE_TESTS = {
   'src/admission/queue.ts': ['test/admission/queue.test.ts', 'test/dispatch/handoff.test.ts', 'test/metrics/counters.test.ts'],
   'src/admission/busy.ts': ['test/admission/busy.test.ts', 'test/dispatch/handoff.test.ts', 'test/worker/tcp.test.ts'],
   'src/primary/readiness.ts': ['test/primary/readiness.test.ts'],
+  'src/primary/acceptor.ts': ['test/primary/acceptor.test.ts', 'test/metrics/primary.test.ts', 'test/endpoint/inherited.test.ts', 'test/primary/readiness.test.ts', 'test/endpoint/bind.test.ts', 'test/handler/load.test.ts', 'test/dispatch/transport.test.ts', 'test/primary/watchdog.test.ts', 'test/dispatch/strategies.test.ts', 'test/metrics/kernel.test.ts', 'test/primary/pool.test.ts', 'test/worker/tls.test.ts', 'test/cli.test.ts'],
   'src/primary/pool.ts': ['test/primary/watchdog.test.ts', 'test/primary/pool.test.ts', 'test/handler/load.test.ts', 'test/cli.test.ts', 'test/metrics/counters.test.ts'],
+  'src/worker/main.ts': ['test/worker/tcp.test.ts', 'test/worker/http.test.ts', 'test/dispatch/handoff.test.ts', 'test/metrics/counters.test.ts', 'test/dispatch/strategies.test.ts', 'test/worker/idle.test.ts', 'test/primary/watchdog.test.ts', 'test/handler/load.test.ts', 'test/metrics/cluster.test.ts', 'test/admission/busy.test.ts', 'test/dispatch/transport.test.ts', 'test/worker/tls.test.ts', 'test/dispatch/fdpass.test.ts', 'test/primary/pool.test.ts', 'test/cli.test.ts'],
   'src/worker/idle.ts': ['test/worker/idle.test.ts'],
-  'src/worker/tls.ts': ['test/worker/tls.test.ts'],
+  // tcp and http: a socket error that is not OpenSSL's counts as the client's (socketErrorReason).
+  'src/worker/tls.ts': ['test/worker/tls.test.ts', 'test/worker/tcp.test.ts', 'test/worker/http.test.ts'],
   'src/worker/http.ts': ['test/worker/http.test.ts', 'test/worker/tls.test.ts', 'test/handler/load.test.ts', 'test/cli.test.ts'],
   'src/worker/fdpass.ts': ['test/dispatch/fdpass.test.ts', 'test/dispatch/handoff.test.ts', 'test/dispatch/transport.test.ts', 'test/worker/tcp.test.ts', 'test/metrics/counters.test.ts'],
   'src/worker/protocol.ts': ['test/dispatch/handoff.test.ts', 'test/dispatch/fdpass.test.ts', 'test/primary/pool.test.ts', 'test/worker/http.test.ts'],

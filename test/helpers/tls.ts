@@ -1,6 +1,7 @@
 // TLS for tests: certificates made with Debian's openssl, and clients (node:tls raw requests,
 // node:http2) that report what a TLS client sees.
-import { readFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { spawnSync } from 'node:child_process';
 import { selfSignedCert } from '../../bench/cert.js';
 import { connect as tlsConnect, type TLSSocket } from 'node:tls';
@@ -25,6 +26,27 @@ export function makeCert(dir: string, name = 'cert'): Cert {
   const { cert, key } = selfSignedCert(dir, name);
   const ca = readFileSync(cert);
   return { cert, key, ca, fingerprint: new X509Certificate(ca).fingerprint256 };
+}
+
+/**
+ * A root CA, an intermediate CA it signs, and a leaf for localhost signed by the intermediate:
+ * a client that trusts only the root verifies the leaf only if the server sends the intermediate.
+ */
+export function makeChain(dir: string): { root: Buffer; cert: string; key: string; intermediate: string } {
+  const f = (n: string): string => join(dir, n);
+  const openssl = (...args: string[]): void => {
+    const r = spawnSync('openssl', args, { encoding: 'utf8' });
+    if (r.status !== 0) throw new Error(`openssl ${args[0]} failed: ${r.stderr}`);
+  };
+  const ec = ['-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes'];
+  writeFileSync(f('ca.ext'), 'basicConstraints=critical,CA:TRUE\nkeyUsage=critical,keyCertSign,cRLSign\n');
+  writeFileSync(f('leaf.ext'), 'basicConstraints=CA:FALSE\nsubjectAltName=DNS:localhost,IP:127.0.0.1\n');
+  openssl('req', '-x509', ...ec, '-keyout', f('root-key.pem'), '-out', f('root.pem'), '-days', '2', '-subj', '/CN=test root', '-addext', 'basicConstraints=critical,CA:TRUE', '-addext', 'keyUsage=critical,keyCertSign,cRLSign');
+  openssl('req', ...ec, '-keyout', f('int-key.pem'), '-out', f('int.csr'), '-subj', '/CN=test intermediate');
+  openssl('x509', '-req', '-in', f('int.csr'), '-CA', f('root.pem'), '-CAkey', f('root-key.pem'), '-CAcreateserial', '-out', f('int.pem'), '-days', '2', '-extfile', f('ca.ext'));
+  openssl('req', ...ec, '-keyout', f('leaf-key.pem'), '-out', f('leaf.csr'), '-subj', '/CN=localhost');
+  openssl('x509', '-req', '-in', f('leaf.csr'), '-CA', f('int.pem'), '-CAkey', f('int-key.pem'), '-CAcreateserial', '-out', f('leaf.pem'), '-days', '2', '-extfile', f('leaf.ext'));
+  return { root: readFileSync(f('root.pem')), cert: f('leaf.pem'), key: f('leaf-key.pem'), intermediate: f('int.pem') };
 }
 
 export interface TlsResult extends RawResponse {
