@@ -29,15 +29,19 @@ if (id !== undefined) {
 // A mutant that timed out had its tests killed, and the acceptors they started live on: stop
 // what the sandbox's build still runs before the next mutant (one runs at a time), or each leak
 // slows every later run.
+// Again after a hang: the last mutant of a run has no next one to do it.
 const built = join(process.cwd(), 'dist', 'src');
 const inSandbox = process.cwd().includes('.stryker-tmp');
-for (const pid of inSandbox ? readdirSync('/proc').filter((p) => /^\d+$/.test(p) && Number(p) !== process.pid) : []) {
-  try {
-    if (readFileSync(`/proc/${pid}/cmdline`, 'utf8').includes(built)) process.kill(Number(pid), 'SIGKILL');
-  } catch {
-    // gone already, or not ours to read
+function sweep() {
+  for (const pid of inSandbox ? readdirSync('/proc').filter((p) => /^\d+$/.test(p) && Number(p) !== process.pid) : []) {
+    try {
+      if (readFileSync(`/proc/${pid}/cmdline`, 'utf8').includes(built)) process.kill(Number(pid), 'SIGKILL');
+    } catch {
+      // gone already, or not ours to read
+    }
   }
 }
+sweep();
 // A run waiting for the lock spends its own Stryker timeout waiting, so this runner, not Stryker,
 // stops a mutant whose tests hang: after 1.5 × the unmutated run (measured in Stryker's dry
 // run, which runs the whole scope list) + 20 s, Stryker's own formula. It reports the hang as a
@@ -59,6 +63,7 @@ const timer = limitMs > 0 ? setTimeout(() => {
 tap.on('exit', (code, signal) => {
   clearTimeout(timer);
   if (id === undefined && code === 0) writeFileSync(baseline, String(Date.now() - started));
+  if (signal) sweep();
   const outcome = signal ? 'hang' : code === 0 ? 'survived' : 'killed';
   if (runLog && id !== undefined) appendFileSync(runLog, `${new Date().toISOString()}\t${id}\t${file ?? scope}\t${outcome}\t${Date.now() - started} ms\n`);
   process.exit(signal ? 1 : (code ?? 1));

@@ -171,24 +171,28 @@ export class Pool {
 
   private afterExit(rec: WorkerRecord, code: number | null, signal: string | null): void {
     const wasReady = rec.readyAt > 0;
+    // (Unconditional survives mutation, equivalent: fork()'s promise has resolved once ready.)
     if (!wasReady) rec.onEarlyExit?.();
     if (rec.retiring) {
       this.log.info({ slot: rec.slot, code, signal, reason: rec.retiring }, 'worker stopped');
       if (rec.retiring === 'watchdog') this.replace(rec.slot, 'watchdog', 0);
       return;
     }
+    // (Removing this survives mutation, equivalent: stop() marks every worker retiring at once,
+    // so a death during shutdown returns above; replace() checks again.)
     if (this.stopping) return;
     if (rec.candidate && !wasReady) {
       this.log.error({ slot: rec.slot, code, signal }, 'new worker died during reload; the old one keeps the slot');
       return;
     }
     const reason: RestartReason = wasReady ? 'crash' : 'startup';
-    // A slot whose workers die at start-up (or within a second of it) backs off exponentially,
-    // so a crash loop cannot spin the CPU; one that ran healthy for a while restarts at once.
+    // A slot whose workers die at start-up (or within a second of ready) backs off exponentially,
+    // so a crash loop cannot spin the CPU. One that ran 1 to 10 s leaves the delay where it was
+    // (none for a slot that never failed); one that ran 10 s proves the slot healthy: it resets.
     const upMs = wasReady ? Date.now() - rec.readyAt : 0;
     let fails = this.failures.get(rec.slot) ?? 0;
-    if (upMs < 1000) fails++;
-    else if (upMs >= HEALTHY_AFTER_MS) fails = 0;
+    if (upMs < 1000) fails++; // (`<=` survives: one millisecond apart)
+    else if (upMs >= HEALTHY_AFTER_MS) fails = 0; // (`>` survives likewise)
     this.failures.set(rec.slot, fails);
     const delay = fails === 0 ? 0 : Math.min(this.opts.restartBackoffMax, BACKOFF_BASE_MS * 2 ** (fails - 1));
     this.log.warn({ slot: rec.slot, code, signal, reason, lostConnections: rec.active, restartInMs: delay }, 'worker died');
@@ -196,6 +200,9 @@ export class Pool {
   }
 
   private replace(slot: number, reason: RestartReason, delay: number): void {
+    // (This check and the timer's survive mutation, equivalent: stop() marks every worker
+    // retiring 'shutdown' and clears the timers. They keep a later change from forking during
+    // a shutdown.)
     if (this.stopping) return;
     this.counters.restarts[reason]++;
     if (delay === 0) {
@@ -209,6 +216,8 @@ export class Pool {
     this.timers.add(t);
   }
 
+  // (Not sorting, or sorting otherwise, survives mutation, equivalent: the dispatcher's ties go
+  // round the slots in turn, so the order decides nothing a client can see.)
   private setReady(rec: WorkerRecord): void {
     this.ready = [...this.ready, rec].sort((a, b) => a.slot - b.slot);
   }
@@ -216,6 +225,9 @@ export class Pool {
   private checkHeartbeats = (): void => {
     const now = Date.now();
     for (const rec of this.records) {
+      // A draining worker has its drain timeout instead. (Checking it here too survives mutation,
+      // not equivalent: no test yet wedges a draining worker, which the watchdog would then kill
+      // early and, in a reload, replace, one worker too many.)
       if ((rec.state !== 'ready' && rec.state !== 'stalled') || rec.retiring) continue;
       const silent = now - rec.lastBeat;
       if (this.opts.watchdog > 0 && silent > this.opts.watchdog) {

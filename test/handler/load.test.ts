@@ -102,6 +102,21 @@ t.test('a worker that dies within a second of ready backs off too (a crash, not 
   t.same(deaths.map((d) => Number(d.restartInMs)), [100, 200, 400, 800]);
 });
 
+t.test('the backoff holds while replacements run 1 to 10 s, and resets once one runs 10 s', async (t) => {
+  const marker = join(t.testdir(), 'crash');
+  writeFileSync(marker, '');
+  // From each worker's load: under 1 s is a failure (the delay doubles); 1 to 10 s keeps the
+  // delay where it was; over 10 s proves the slot healthy (replaced at once, and the count restarts).
+  const acc = await start(['--workers', '1', '--handler', fixture('crash-soon.mjs')], { env: { MARKER: marker, CRASH_AFTER_MS: '300,1500,300,11000,300' } });
+  t.teardown(() => acc.stop('SIGKILL'));
+  const deaths = (await until(() => {
+    const d = acc.lines.filter((l) => l.msg === 'worker died');
+    return d.length >= 5 ? d.slice(0, 5) : undefined;
+  }, 40_000))!;
+  t.same(deaths.map((d) => d.reason), Array(5).fill('crash'), 'each had been ready');
+  t.same(deaths.map((d) => Number(d.restartInMs)), [100, 100, 200, 0, 100]);
+});
+
 t.test('a reload whose handler no longer loads keeps the old workers serving', async (t) => {
   const marker = join(t.testdir(), 'broken');
   const acc = await start(['--workers', '1', '--handler', fixture('throws-if-marker.mjs')], { env: { MARKER: marker } });
@@ -111,6 +126,8 @@ t.test('a reload whose handler no longer loads keeps the old workers serving', a
   const mark = acc.lines.length;
   acc.proc.kill('SIGHUP');
   await acc.waitFor((l) => /reload stopped/.test(String(l.msg)), 10_000, mark);
+  // Its death is logged, in the same turn, before the reload stops: no crash, no replacement.
+  t.notOk(acc.lines.slice(mark).some((l) => l.msg === 'worker died'), 'not taken for a crash');
   t.equal((await get(acc.port, '/')).body, 'ok\n', 'the old worker serves on');
   t.same(workerPids(acc), pids, 'the same worker');
   t.equal(acc.proc.exitCode, null, 'and the primary runs');

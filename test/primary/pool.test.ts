@@ -45,6 +45,30 @@ t.test('a worker killed with -9 is replaced; connections waiting in the queue ar
   t.same(statuses.slice(2), [200, 200, 200], 'every queued connection served');
 });
 
+t.test('the only worker killed -9 after it ran healthy: replaced at once, and the connections waiting for it are served, none told busy', async (t) => {
+  const holdFile = join(t.testdir(), 'release');
+  const acc = await start(['--workers', '1', '--max-connections', '1', '--backlog', '5', '--handler', fixture('hold.mjs')], { env: { HOLD_FILE: holdFile } });
+  t.teardown(() => acc.stop('SIGKILL'));
+  const [victim] = workerPids(acc);
+  const held = rawRequest(acc.port);
+  await held.connected;
+  await untilValue(acc.metricsPort, 'acceptor_worker_connections{worker="1"}', 1);
+  const queued = [rawRequest(acc.port), rawRequest(acc.port)];
+  await untilValue(acc.metricsPort, 'acceptor_queue_depth', 2);
+  // Ready for over a second: its death is a crash, not a failed start, so no backoff. The
+  // replacement must be forked before the dispatcher hears of the exit: with no worker up or
+  // starting, it would tell the waiting connections busy.
+  await sleep(1100);
+  const mark = acc.lines.length;
+  process.kill(victim!, 'SIGKILL');
+  const died = await acc.waitFor((l) => l.msg === 'worker died', 5000, mark);
+  t.equal(died.restartInMs, 0, 'replaced at once');
+  writeFileSync(holdFile, '');
+  t.same((await Promise.all(queued.map((h) => h.response))).map((r) => r.status), [200, 200], 'both waiting connections served by the replacement');
+  t.equal(await read(acc.metricsPort, 'acceptor_connections_rejected_total{reason="no_worker"}'), 0, 'none told busy');
+  t.equal((await held.response).status, 0, 'the dead worker’s own connection is lost with it');
+});
+
 t.test('kill -9 under a load loop: failures at most the worker’s open connections, replacement quick', async (t) => {
   const acc = await start(['--workers', '2', '--host', '127.0.0.1']);
   t.teardown(() => acc.stop('SIGKILL'));
@@ -160,4 +184,7 @@ t.test('a reload whose new worker cannot start keeps the old ones', async (t) =>
   await acc.waitFor((l) => l.msg === 'reload done', 10_000, mark);
   t.same(workerPids(acc), before, 'old worker still serving');
   t.equal((await get(acc.port)).status, 200);
+  const after = acc.lines.slice(mark);
+  t.ok(after.some((l) => l.msg === 'new worker died during reload; the old one keeps the slot' && l.slot === 1), 'the log says so, with the slot');
+  t.notOk(after.some((l) => l.msg === 'worker died'), 'not taken for a crash: no replacement is forked for a slot its old worker still holds');
 });
