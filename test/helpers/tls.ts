@@ -3,7 +3,7 @@
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { spawnSync } from 'node:child_process';
-import { selfSignedCert } from '../../bench/cert.js';
+import { EC_KEY, openssl, selfSignedCert } from '../../bench/cert.js';
 import { connect as tlsConnect, type TLSSocket } from 'node:tls';
 import { connect as h2Connect } from 'node:http2';
 import { X509Certificate } from 'node:crypto';
@@ -34,17 +34,12 @@ export function makeCert(dir: string, name = 'cert'): Cert {
  */
 export function makeChain(dir: string): { root: Buffer; cert: string; key: string; intermediate: string } {
   const f = (n: string): string => join(dir, n);
-  const openssl = (...args: string[]): void => {
-    const r = spawnSync('openssl', args, { encoding: 'utf8' });
-    if (r.status !== 0) throw new Error(`openssl ${args[0]} failed: ${r.stderr}`);
-  };
-  const ec = ['-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes'];
   writeFileSync(f('ca.ext'), 'basicConstraints=critical,CA:TRUE\nkeyUsage=critical,keyCertSign,cRLSign\n');
   writeFileSync(f('leaf.ext'), 'basicConstraints=CA:FALSE\nsubjectAltName=DNS:localhost,IP:127.0.0.1\n');
-  openssl('req', '-x509', ...ec, '-keyout', f('root-key.pem'), '-out', f('root.pem'), '-days', '2', '-subj', '/CN=test root', '-addext', 'basicConstraints=critical,CA:TRUE', '-addext', 'keyUsage=critical,keyCertSign,cRLSign');
-  openssl('req', ...ec, '-keyout', f('int-key.pem'), '-out', f('int.csr'), '-subj', '/CN=test intermediate');
+  openssl('req', '-x509', ...EC_KEY, '-keyout', f('root-key.pem'), '-out', f('root.pem'), '-days', '2', '-subj', '/CN=test root', '-addext', 'basicConstraints=critical,CA:TRUE', '-addext', 'keyUsage=critical,keyCertSign,cRLSign');
+  openssl('req', ...EC_KEY, '-keyout', f('int-key.pem'), '-out', f('int.csr'), '-subj', '/CN=test intermediate');
   openssl('x509', '-req', '-in', f('int.csr'), '-CA', f('root.pem'), '-CAkey', f('root-key.pem'), '-CAcreateserial', '-out', f('int.pem'), '-days', '2', '-extfile', f('ca.ext'));
-  openssl('req', ...ec, '-keyout', f('leaf-key.pem'), '-out', f('leaf.csr'), '-subj', '/CN=localhost');
+  openssl('req', ...EC_KEY, '-keyout', f('leaf-key.pem'), '-out', f('leaf.csr'), '-subj', '/CN=localhost');
   openssl('x509', '-req', '-in', f('leaf.csr'), '-CA', f('int.pem'), '-CAkey', f('int-key.pem'), '-CAcreateserial', '-out', f('leaf.pem'), '-days', '2', '-extfile', f('leaf.ext'));
   return { root: readFileSync(f('root.pem')), cert: f('leaf.pem'), key: f('leaf-key.pem'), intermediate: f('int.pem') };
 }
