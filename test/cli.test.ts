@@ -53,6 +53,23 @@ for (const [signal, to] of cases) {
   });
 }
 
+t.test("the drain waits for a worker's last in-flight request: the first to finish does not end it", async (t) => {
+  const dir = t.testdir();
+  const acc = await start(['--workers', '1', '--drain-timeout', '10s', '--handler', fixture('hold-each.mjs')], { env: { HOLD_DIR: dir } });
+  t.teardown(() => acc.stop('SIGKILL'));
+  const a = rawRequest(acc.port, '/a');
+  const b = rawRequest(acc.port, '/b');
+  await untilValue(acc.metricsPort, 'acceptor_worker_connections{worker="1"}', 2);
+  acc.proc.kill('SIGTERM');
+  await acc.waitFor((l) => l.msg === 'draining' && l.worker === 1);
+  writeFileSync(join(dir, 'a'), '');
+  // Resolves once the worker has closed the connection (the request said Connection: close) ...
+  t.equal((await a.response).status, 200, 'the first is served');
+  writeFileSync(join(dir, 'b'), '');
+  t.equal((await b.response).status, 200, '... and the worker was still there for the second');
+  t.same(await acc.exited, { code: 0, signal: null }, 'exit 0 once both are done');
+});
+
 t.test('SIGTERM just as the workers die: the drain message fails quietly, exit 0', async (t) => {
   // The primary tells each worker to drain before it has seen their exits: those sends fail with
   // EPIPE, which must not be an unhandled error. A race, so a few rounds (it lost 2 of 5 before).

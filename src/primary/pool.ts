@@ -225,9 +225,8 @@ export class Pool {
   private checkHeartbeats = (): void => {
     const now = Date.now();
     for (const rec of this.records) {
-      // A draining worker has its drain timeout instead. (Checking it here too survives mutation,
-      // not equivalent: no test yet wedges a draining worker, which the watchdog would then kill
-      // early and, in a reload, replace, one worker too many.)
+      // A draining worker has its drain timeout instead (killed early and, in a reload, replaced:
+      // one worker too many); a starting one sends no heartbeat until its handler has loaded.
       if ((rec.state !== 'ready' && rec.state !== 'stalled') || rec.retiring) continue;
       const silent = now - rec.lastBeat;
       if (this.opts.watchdog > 0 && silent > this.opts.watchdog) {

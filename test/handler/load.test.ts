@@ -2,7 +2,7 @@
 import t, { type Test } from 'tap';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { start, run, fixture, tagged, until, workerPids, startThenBreakHandler } from '../helpers/cli.js';
+import { start, run, fixture, tagged, until, workerPids, startThenBreakHandler, type LogLine } from '../helpers/cli.js';
 import { get, rawClient, rawRequest } from '../helpers/http.js';
 import { read } from '../helpers/metrics.js';
 import { loadHandler, stripsTypes } from '../../src/handler/load.js';
@@ -24,11 +24,11 @@ t.test('built-in http app routes', async (t) => {
 });
 
 /** Starts the CLI with `handler` and waits for it to exit: a start that must fail. */
-async function failedStart(t: Test, handler: string): Promise<{ code: number | null; line: string; left: number[] }> {
+async function failedStart(t: Test, handler: string): Promise<{ code: number | null; line: string; left: number[]; lines: LogLine[] }> {
   const acc = run(['--workers', '2', '--handler', handler], { wait: 'none' });
   t.teardown(() => acc.stop('SIGKILL'));
   const { code } = await acc.exited;
-  return { code, line: acc.stderr().trimEnd(), left: tagged(acc.tag) };
+  return { code, line: acc.stderr().trimEnd(), left: tagged(acc.tag), lines: acc.lines };
 }
 
 t.test('a handler that throws at load fails the start: exit 1, one line naming the module and the cause', async (t) => {
@@ -36,6 +36,9 @@ t.test('a handler that throws at load fails the start: exit 1, one line naming t
   const r = await failedStart(t, path);
   t.equal(r.code, 1);
   t.equal(r.line, `acceptor: cannot load handler ${path}: handler exploded while loading`);
+  const fatal = r.lines.find((l) => l.level === 60 && Number(l.worker) > 0);
+  t.match(fatal, { handler: path, err: { message: 'handler exploded while loading' } }, "the worker's own line: the module and the error, with its stack");
+  t.match((fatal?.err as { stack?: string } | undefined)?.stack, /throws-at-load\.mjs/, 'the stack names the module');
   t.same(r.left, [], 'no process left');
 });
 

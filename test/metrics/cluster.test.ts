@@ -45,7 +45,9 @@ t.test('metrics endpoint: token, 404, loopback by default', async (t) => {
   t.equal(acc.lines.find((l) => l.msg === 'metrics listening')!.address, '127.0.0.1');
   t.equal((await get(acc.metricsPort, '/metrics')).status, 401, 'no token');
   t.equal((await get(acc.metricsPort, '/metrics', '127.0.0.1', { authorization: 'Bearer wrong!' })).status, 401, 'wrong token');
-  t.match(await scrape(acc.metricsPort, 's3cret'), /acceptor_connections_accepted_total/);
+  const text = await scrape(acc.metricsPort, 's3cret');
+  t.match(text, /acceptor_connections_accepted_total/);
+  t.notMatch(text, /acceptor_tls_/, 'no TLS series without TLS');
   t.equal((await get(acc.metricsPort, '/other')).status, 404);
 });
 

@@ -34,3 +34,39 @@ t.test('library: after close() the process ends by itself, even with a connectio
   t.equal(code, 0, 'exits by itself with close()\'s code, well before the 60 s queue timeout');
   t.ok(Date.now() - Number(closed.at) < 10_000);
 });
+
+/** Runs test/fixtures/library-calls.mjs to its end: its own lines and the acceptor's. */
+async function libraryCalls(env: Record<string, string>): Promise<{ code: number | null; lines: LogLine[]; steps: LogLine[] }> {
+  const proc = spawn(process.execPath, [fixture('library-calls.mjs')], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'inherit'] });
+  const lines: LogLine[] = [];
+  readLines(proc.stdout!, (l) => lines.push(l));
+  const timer = setTimeout(() => proc.kill('SIGKILL'), 30_000);
+  const [code] = (await once(proc, 'exit')) as [number | null];
+  clearTimeout(timer);
+  return { code, lines, steps: lines.filter((l) => l.fixture === true) };
+}
+
+t.test('library: startAcceptor() in a cluster worker rejects, saying where it must run', async (t) => {
+  const { code, steps } = await libraryCalls({ LIBRARY_STEP: 'in-worker' });
+  t.same(steps, [{ fixture: true, step: 'in-worker', error: 'startAcceptor() must run in the primary process, not in a cluster worker' }]);
+  t.equal(code, 0);
+});
+
+t.test('library: metrics() without metrics, reload() twice at once, close() twice, reload() while closing', async (t) => {
+  const options = { port: 0, host: '127.0.0.1', metrics: false, workers: 1, logLevel: 'info' };
+  const { code, lines, steps } = await libraryCalls({ LIBRARY_OPTIONS: JSON.stringify(options) });
+  t.same(steps.map(({ fixture: _, ...s }) => s), [
+    { step: 'ready', metricsPort: null },
+    { step: 'metrics', error: 'metrics are off (--no-metrics)' },
+    { step: 'reload twice', same: true },
+    { step: 'close twice', same: true },
+    { step: 'reload while closing' },
+    { step: 'closed', code: 0 },
+  ]);
+  const said = (msg: string): number => lines.filter((l) => l.msg === msg).length;
+  t.equal(said('rolling reload'), 1, 'one reload for the two calls');
+  t.equal(said('reload done'), 1);
+  t.equal(said('worker ready'), 2, 'the first worker and its one replacement');
+  t.equal(said('shutting down: draining'), 1, 'one drain for the two calls');
+  t.equal(code, 0);
+});

@@ -2,8 +2,8 @@
 // watchdog replaces them.
 import t from 'tap';
 import { join } from 'node:path';
-import { start, fixture, until, fileWhenWritten } from '../helpers/cli.js';
-import { rawRequest } from '../helpers/http.js';
+import { start, fixture, until, fileWhenWritten, workerPids } from '../helpers/cli.js';
+import { get, rawRequest } from '../helpers/http.js';
 import { read, untilValue } from '../helpers/metrics.js';
 
 t.test('every worker wedged: new connections told busy within 500ms; watchdog replaces them', async (t) => {
@@ -54,4 +54,33 @@ t.test('the last worker wedged: connections already waiting for a slot are told 
   t.equal((await read(acc.metricsPort, noWorker)) - before, 2, 'no_worker +2');
   process.kill(wedged, 'SIGKILL');
   t.equal((await wedging.response).status, 0, 'the wedged one is lost with its worker');
+});
+
+t.test('a worker that takes longer than --watchdog to load its handler is not taken for a stalled one', async (t) => {
+  // It sends no heartbeat until loaded: only ready and stalled workers are watched.
+  const acc = await start(['--workers', '1', '--watchdog', '1s', '--handler', fixture('slow-load.mjs')], { env: { LOAD_MS: '2500' } });
+  t.teardown(() => acc.stop('SIGKILL'));
+  t.same((await get(acc.port)).status, 200, 'it serves once loaded');
+  t.equal(acc.lines.filter((l) => l.msg === 'worker event loop stalled; replacing it').length, 0, 'not replaced');
+  t.equal(acc.lines.filter((l) => l.msg === 'worker ready').length, 1, 'one worker, ready once');
+  t.equal(await read(acc.metricsPort, 'acceptor_worker_restarts_total{reason="watchdog"}'), 0, 'no watchdog restart');
+});
+
+t.test('a worker wedged while a reload drains it is left to --drain-timeout, not killed and replaced by the watchdog', async (t) => {
+  // (The watchdog stops with a shutdown: a reload is where a draining worker meets it.)
+  const pidFile = join(t.testdir(), 'pid');
+  const acc = await start(['--workers', '1', '--watchdog', '3s', '--drain-timeout', '20s', '--handler', fixture('block.mjs')], { env: { BLOCK_PID_FILE: pidFile, BLOCK_MS: '6000' } });
+  t.teardown(() => acc.stop('SIGKILL'));
+  const wedging = rawRequest(acc.port, '/block');
+  await fileWhenWritten(pidFile);
+  // The reload retires it once its replacement is ready, before --watchdog of silence.
+  const mark = acc.lines.length;
+  acc.proc.kill('SIGHUP');
+  await acc.waitFor((l) => l.msg === 'worker ready', 15_000, mark);
+  t.equal((await wedging.response).status, 200, 'the wedged request is answered once the worker wakes, 6 s in');
+  await acc.waitFor((l) => l.msg === 'reload done', 20_000, mark);
+  t.equal(acc.lines.filter((l) => l.msg === 'worker event loop stalled; replacing it').length, 0, 'the watchdog left it alone');
+  t.same(acc.lines.filter((l, i) => i >= mark && l.msg === 'worker stopped').map((l) => l.reason), ['reload'], 'it stopped once, drained by the reload');
+  t.equal(workerPids(acc).length, 1, 'one worker after the reload: no replacement of the drained one');
+  t.equal(await read(acc.metricsPort, 'acceptor_worker_restarts_total{reason="watchdog"}'), 0, 'no watchdog restart');
 });

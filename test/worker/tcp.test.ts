@@ -76,3 +76,19 @@ t.test('a client reset on a handler without an error listener is counted; the wo
   t.same(workerPids(acc), pids, 'same worker');
   t.notOk(acc.lines.some((l) => l.msg === 'worker died'), 'no crash');
 });
+
+t.test('a tcp handler that throws: its connection is closed, counted handler_error and logged; the worker lives', async (t) => {
+  const acc = await start(['--protocol', 'tcp', '--host', '127.0.0.1', '--workers', '1', '--handler', fixture('tcp-throws.mjs')]);
+  t.teardown(() => acc.stop('SIGKILL'));
+  const pids = workerPids(acc);
+  for (let i = 1; i <= 2; i++) {
+    const c = talk(acc.port);
+    const end = await Promise.race([c.closed.then(() => 'closed'), new Promise((r) => setTimeout(() => r('still open after 10 s'), 10_000))]);
+    c.socket.destroy();
+    t.equal(end, 'closed', `connection ${i} closed by the worker`);
+  }
+  await until(async () => (await read(acc.metricsPort, 'acceptor_connection_errors_total{reason="handler_error"}')) === 2, 5000);
+  const logged = acc.lines.filter((l) => l.msg === 'handler failed' && l.worker === 1);
+  t.same(logged.map((l) => (l.err as { message?: string }).message), ['tcp handler exploded', 'tcp handler exploded'], 'each logged with its error');
+  t.same(workerPids(acc), pids, 'the same worker serves on');
+});

@@ -214,6 +214,20 @@ t.test('bad TLS files at start: exit 1 with one line naming the file and the cau
   }
 });
 
+t.test('a worker that cannot read the certificate the primary read fails the start: it never serves without TLS', { skip: skipOpenssl }, async (t) => {
+  const a = makeCert(t.testdir(), 'a');
+  // /proc/self/fd/3 is the certificate in the primary (a shell opened it there) and the IPC
+  // channel in a worker, which cannot open it: a file that changed between the two reads.
+  const r = run(['--workers', '1', '--host', '127.0.0.1', '--tls-cert', '/proc/self/fd/3', '--tls-key', a.key], { wait: 'none', wrap: ['bash', '-c', 'exec 3<"$CERT"; exec "$@"', 'bash'], env: { CERT: a.cert } });
+  t.teardown(() => r.stop('SIGKILL'));
+  t.same(await r.exited, { code: 1, signal: null }, 'exit 1');
+  t.equal(r.stderr(), 'acceptor: cannot load TLS certificate /proc/self/fd/3: ENXIO\n', 'one line: the file and the cause');
+  t.ok(r.lines.some((l) => l.msg === 'listening'), 'the primary loaded it');
+  t.notOk(r.lines.some((l) => l.msg === 'worker ready'), 'no worker served');
+  const fatal = r.lines.find((l) => l.level === 60 && l.worker === 1);
+  t.match(fatal, { msg: 'cannot load TLS certificate /proc/self/fd/3: ENXIO', err: { type: 'CredentialsError' } }, "the worker's own line, with the error");
+});
+
 t.test('--tls-ca: the intermediates go after the certificate, so a client that trusts only the root verifies it, over HTTP/1.1 and HTTP/2', { skip: skipOpenssl }, async (t) => {
   const c = makeChain(t.testdir());
   // Without its final newline, as some tools write a PEM file: the two must still parse apart.
