@@ -55,7 +55,7 @@ for (const [signal, to] of cases) {
 
 t.test("the drain waits for a worker's last in-flight request: the first to finish does not end it", async (t) => {
   const dir = t.testdir();
-  const acc = await start(['--workers', '1', '--drain-timeout', '10s', '--handler', fixture('hold-each.mjs')], { env: { HOLD_DIR: dir } });
+  const acc = await start(['--workers', '1', '--drain-timeout', '10s', '--handler', fixture('hold.mjs')], { env: { HOLD_DIR: dir } });
   t.teardown(() => acc.stop('SIGKILL'));
   const a = rawRequest(acc.port, '/a');
   const b = rawRequest(acc.port, '/b');

@@ -1,6 +1,6 @@
 // The library API (src/index.ts → startAcceptor) as the README shows it.
-import t from 'tap';
-import { spawn } from 'node:child_process';
+import t, { type Test } from 'tap';
+import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import { join } from 'node:path';
 import { writeFileSync } from 'node:fs';
@@ -8,14 +8,20 @@ import { fixture, until, readLines, type LogLine } from '../helpers/cli.js';
 import { rawRequest } from '../helpers/http.js';
 import { read, untilValue } from '../helpers/metrics.js';
 
+/** Runs a library fixture as a user's program: its stdout read as lines (its own and the acceptor's log). */
+function library(t: Test, name: string, env: Record<string, string>): { proc: ChildProcess; lines: LogLine[]; exited: Promise<[number | null, string | null]> } {
+  const proc = spawn(process.execPath, [fixture(name)], { env: { ...process.env, ...env }, stdio: ['pipe', 'pipe', 'inherit'] });
+  t.teardown(() => void proc.kill('SIGKILL'));
+  const exited = once(proc, 'exit') as Promise<[number | null, string | null]>;
+  const lines: LogLine[] = [];
+  readLines(proc.stdout!, (l) => lines.push(l));
+  return { proc, lines, exited };
+}
+
 t.test('library: after close() the process ends by itself, even with a connection waiting (no timer or handle left)', async (t) => {
   const holdFile = join(t.testdir(), 'release');
   const options = { port: 0, metricsPort: 0, workers: 1, maxConnections: 1, backlog: 4, queueTimeout: 60_000, drainTimeout: 1_000, logLevel: 'warn', handler: fixture('hold.mjs') };
-  const proc = spawn(process.execPath, [fixture('library-primary.mjs')], { env: { ...process.env, LIBRARY_OPTIONS: JSON.stringify(options), HOLD_FILE: holdFile }, stdio: ['pipe', 'pipe', 'inherit'] });
-  t.teardown(() => void proc.kill('SIGKILL'));
-  const exited = once(proc, 'exit') as Promise<[number | null, string | null]>;
-  const said: LogLine[] = [];
-  readLines(proc.stdout!, (l) => said.push(l));
+  const { proc, lines: said, exited } = library(t, 'library-primary.mjs', { LIBRARY_OPTIONS: JSON.stringify(options), HOLD_FILE: holdFile });
   const ready = (await until(() => said.find((l) => l.fixture === 'ready'), 20_000))!;
   const port = Number(ready.port);
   const metricsPort = Number(ready.metricsPort);
@@ -36,25 +42,21 @@ t.test('library: after close() the process ends by itself, even with a connectio
 });
 
 /** Runs test/fixtures/library-calls.mjs to its end: its own lines and the acceptor's. */
-async function libraryCalls(env: Record<string, string>): Promise<{ code: number | null; lines: LogLine[]; steps: LogLine[] }> {
-  const proc = spawn(process.execPath, [fixture('library-calls.mjs')], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'inherit'] });
-  const lines: LogLine[] = [];
-  readLines(proc.stdout!, (l) => lines.push(l));
-  const timer = setTimeout(() => proc.kill('SIGKILL'), 30_000);
-  const [code] = (await once(proc, 'exit')) as [number | null];
-  clearTimeout(timer);
+async function libraryCalls(t: Test, env: Record<string, string>): Promise<{ code: number | null; lines: LogLine[]; steps: LogLine[] }> {
+  const { lines, exited } = library(t, 'library-calls.mjs', env);
+  const [code] = await exited;
   return { code, lines, steps: lines.filter((l) => l.fixture === true) };
 }
 
 t.test('library: startAcceptor() in a cluster worker rejects, saying where it must run', async (t) => {
-  const { code, steps } = await libraryCalls({ LIBRARY_STEP: 'in-worker' });
+  const { code, steps } = await libraryCalls(t, { LIBRARY_STEP: 'in-worker' });
   t.same(steps, [{ fixture: true, step: 'in-worker', error: 'startAcceptor() must run in the primary process, not in a cluster worker' }]);
   t.equal(code, 0);
 });
 
 t.test('library: metrics() without metrics, reload() twice at once, close() twice, reload() while closing', async (t) => {
   const options = { port: 0, host: '127.0.0.1', metrics: false, workers: 1, logLevel: 'info' };
-  const { code, lines, steps } = await libraryCalls({ LIBRARY_OPTIONS: JSON.stringify(options) });
+  const { code, lines, steps } = await libraryCalls(t, { LIBRARY_OPTIONS: JSON.stringify(options) });
   t.same(steps.map(({ fixture: _, ...s }) => s), [
     { step: 'ready', metricsPort: null },
     { step: 'metrics', error: 'metrics are off (--no-metrics)' },
