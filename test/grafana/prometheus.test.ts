@@ -50,7 +50,9 @@ t.test('two instances, one Prometheus: every dashboard query and alert returns d
   const env = { HOLD_FILE: holdFile };
   // a: full and refusing. b: HTTPS, one connection held, nothing refused, other limits.
   const cert = makeCert(t.testdir());
-  const a = await start(['--workers', '2', '--max-connections', '2', '--backlog', '2', '--handler', fixture('hold.mjs')], { env });
+  // The readings below come after many queries: a's queued connections must not reach the queue
+  // timeout first, nor a worker slowed by a loaded machine be replaced by the watchdog.
+  const a = await start(['--workers', '2', '--max-connections', '2', '--backlog', '2', '--queue-timeout', '10m', '--watchdog', '0', '--handler', fixture('hold.mjs')], { env });
   const b = await start(['--workers', '1', '--max-connections', '3', '--backlog', '5', '--handler', fixture('hold.mjs'), '--tls-cert', cert.cert, '--tls-key', cert.key], { env });
   t.teardown(() => (a.stop('SIGKILL'), b.stop('SIGKILL')));
   const A = `127.0.0.1:${a.metricsPort}`;
@@ -132,6 +134,8 @@ t.test('two instances, one Prometheus: every dashboard query and alert returns d
   await until(async () => (await one(target('Connections per worker'), B, { worker: '1' })) === 1, 10_000, 250);
   t.equal(await one(target('Connections per worker'), A, { worker: '1' }), 2, 'a: worker 1 holds 2');
   t.equal(await one(target('Connections per worker'), A, { worker: '2' }), 2, 'a: worker 2 holds 2');
+  const lifecycle = a.lines.filter((l) => /worker died|stalled|drain/.test(String(l.msg)));
+  if (lifecycle.length) t.comment(`a's workers meanwhile: ${lifecycle.map((l) => JSON.stringify(l)).join('\n')}`);
   t.equal(await one(target('Connections per worker'), B, { worker: '1' }), 1, 'b: worker 1 holds 1, not summed with a’s worker 1');
   t.equal(await one(target('Connections per worker', 1), A), 2, 'a: max per worker 2');
   t.equal(await one(target('Connections per worker', 1), B), 3, 'b: max per worker 3');
