@@ -28,7 +28,7 @@ export class IpcTransport implements Transport<Conn> {
 
   assign(w: WorkerRecord, conn: Conn, at: number): void {
     w.unsent++;
-    w.worker.send({ t: 'c', a: at }, conn as never, (err) => {
+    w.worker.send({ acceptor: 'c', a: at }, conn as never, (err) => {
       w.unsent--;
       if (!err) {
         // Sent, but to a worker already counted out. Node reports an asynchronous write as sent

@@ -29,7 +29,7 @@ export class ClusterScrape {
   }
 
   /** The worker's answer to a metrics request. */
-  onMessage(rec: WorkerRecord, msg: Extract<FromWorker, { t: 'm' }>): void {
+  onMessage(rec: WorkerRecord, msg: Extract<FromWorker, { acceptor: 'm' }>): void {
     this.waiting.get(msg.id)?.get(rec)?.(msg.metrics as metric[]);
   }
 
@@ -41,7 +41,7 @@ export class ClusterScrape {
         resolve(m);
       });
       try {
-        rec.worker.send({ t: 'm', id });
+        rec.worker.send({ acceptor: 'm', id });
       } catch {
         clearTimeout(timer);
         resolve(undefined);

@@ -89,7 +89,7 @@ export async function startAcceptor(input: Partial<AcceptorOptions> = {}): Promi
     ready: () => dispatch?.onReady(),
     stalled: () => dispatch?.flushIfNoWorker(),
     exit: (rec) => dispatch?.onExit(rec),
-    message: (rec, msg) => (msg.t === 'm' ? scrape?.onMessage(rec, msg) : msg.t === 'd' ? dispatch?.closed(rec, msg.n) : undefined),
+    message: (rec, msg) => (msg.acceptor === 'm' ? scrape?.onMessage(rec, msg) : msg.acceptor === 'd' ? dispatch?.closed(rec, msg.n) : undefined),
     link: () => dispatch?.transport.prepareFork(),
     failed: (error) => failStart(new Error(error)),
   });

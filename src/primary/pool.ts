@@ -54,7 +54,8 @@ export class Pool {
   /** Ready workers, in slot order: what the dispatcher scans. */
   ready: WorkerRecord[] = [];
   private failures = new Map<number, number>();
-  private timers = new Set<NodeJS.Timeout>();
+  /** Per slot, a replacement waiting out its crash backoff (at most one: its slot has no worker). */
+  private pending = new Map<number, NodeJS.Timeout>();
   private watchdogTimer: NodeJS.Timeout | undefined;
   private stopping = false;
   private exitWaiters = new Map<WorkerRecord, () => void>();
@@ -127,10 +128,11 @@ export class Pool {
 
   private onMessage = (worker: Worker, msg: FromWorker): void => {
     const rec = (worker as WorkerWithRecord)[REC];
-    // A handler may send its own messages on the channel. (Dropping the typeof check survives
-    // mutation, equivalent: a string or number has no `t`, and what has none is ignored below.)
+    // A handler may send its own messages on the channel (protocol.ts: only those with an
+    // `acceptor` key are ours). (Dropping the typeof check survives mutation, equivalent: a string
+    // or number has no `acceptor`, and what has none is ignored below.)
     if (!rec || typeof msg !== 'object' || msg === null) return;
-    if (msg.t === 'hb') {
+    if (msg.acceptor === 'hb') {
       rec.lastBeat = Date.now();
       if (rec.state === 'stalled') {
         rec.state = 'ready';
@@ -140,13 +142,13 @@ export class Pool {
       }
       return;
     }
-    if (msg.t === 'fail') {
+    if (msg.acceptor === 'fail') {
       // (Calling it whenever survives mutation, equivalent: once a worker has been ready, the
       // start's promise has settled and failing it does nothing.)
       if (!this.everReady && !rec.candidate) this.hooks.failed?.(msg.error);
       return;
     }
-    if (msg.t === 'ready') {
+    if (msg.acceptor === 'ready') {
       this.everReady = true;
       rec.state = 'ready';
       rec.readyAt = rec.lastBeat = Date.now();
@@ -219,10 +221,10 @@ export class Pool {
       return;
     }
     const t = setTimeout(() => {
-      this.timers.delete(t);
+      this.pending.delete(slot);
       if (!this.stopping) this.fork(slot).catch(() => {});
     }, delay);
-    this.timers.add(t);
+    this.pending.set(slot, t);
   }
 
   // (Not sorting, or sorting otherwise, survives mutation, equivalent: the dispatcher's ties go
@@ -274,7 +276,7 @@ export class Pool {
     this.ready = this.ready.filter((r) => r !== rec);
     const exited = new Promise<void>((resolve) => this.exitWaiters.set(rec, resolve));
     try {
-      rec.worker.send({ t: 'drain' });
+      rec.worker.send({ acceptor: 'drain' });
     } catch {
       // Channel already closed: it is on its way out.
     }
@@ -305,9 +307,18 @@ export class Pool {
         return;
       }
       if (rec.gone) {
-        // Died while its successor started: the crash path has replaced it too. One worker per
-        // slot, so the successor goes.
-        await this.retire(fresh, 'reload');
+        // Died while its successor started. One worker per slot: a replacement waiting out the
+        // slot's backoff is cancelled, and the successor, ready now, keeps the slot (draining it
+        // would leave the slot empty until the timer); one already forked (no backoff) keeps it,
+        // and the successor goes.
+        const replacement = this.pending.get(rec.slot);
+        if (replacement === undefined) {
+          await this.retire(fresh, 'reload');
+          continue;
+        }
+        clearTimeout(replacement);
+        this.pending.delete(rec.slot);
+        this.log.info({ slot: rec.slot, workerPid: fresh.worker.process.pid }, 'old worker died during reload; its successor keeps the slot, the backed-off replacement is cancelled');
         continue;
       }
       this.counters.restarts.reload++;
@@ -318,8 +329,8 @@ export class Pool {
   /** Drains every worker (in parallel); resolves with how many had to be killed. */
   async stop(): Promise<number> {
     this.stopping = true;
-    for (const t of this.timers) clearTimeout(t);
-    this.timers.clear();
+    for (const t of this.pending.values()) clearTimeout(t);
+    this.pending.clear();
     // (This and `stopping = true` survive mutation, equivalent: every worker is marked retiring
     // below, which the watchdog and the exit path check first; the watchdog's timer is unref'd.)
     if (this.watchdogTimer) clearInterval(this.watchdogTimer);

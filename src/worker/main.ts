@@ -32,7 +32,7 @@ const send = (msg: FromWorker, cb: () => void = ignore): void => {
 async function failStart(error: string, fields: object): Promise<never> {
   log.fatal(fields, error);
   // The primary decides: fail the start, or back off and retry once the app has run healthy.
-  send({ t: 'fail', error }, () => process.exit(1));
+  send({ acceptor: 'fail', error }, () => process.exit(1));
   setTimeout(() => process.exit(1), 1000);
   return new Promise(() => {});
 }
@@ -92,7 +92,7 @@ function flushClosed(): void {
   closedUnreported = 0;
   if (n === 0) return;
   if (fdpass) fdpass.report(n);
-  else send({ t: 'd', n });
+  else send({ acceptor: 'd', n });
 }
 
 /**
@@ -157,7 +157,7 @@ if (handoff && config.transport === 'fdpass') {
 }
 
 process.on('message', (msg: ToWorker, handle?: Conn) => {
-  if (msg.t === 'c') {
+  if (msg.acceptor === 'c') {
     metrics?.dispatch.observe((clock() - msg.a) / 1000);
     // The primary sends the kernel's handle as it accepted it; a Socket where it could not.
     if (handle) serve(asSocket(handle));
@@ -166,9 +166,9 @@ process.on('message', (msg: ToWorker, handle?: Conn) => {
       counters.errors.handoff_failed++;
       reportClosed();
     }
-  } else if (msg.t === 'm') {
-    void metrics?.register.getMetricsAsJSON().then((m) => send({ t: 'm', id: msg.id, metrics: m }));
-  } else if (msg.t === 'drain') {
+  } else if (msg.acceptor === 'm') {
+    void metrics?.register.getMetricsAsJSON().then((m) => send({ acceptor: 'm', id: msg.id, metrics: m }));
+  } else if (msg.acceptor === 'drain') {
     drain();
   }
 });
@@ -192,15 +192,15 @@ function exitDrained(): void {
   }
   const n = closedUnreported;
   closedUnreported = 0;
-  if (n > 0 && process.connected) send({ t: 'd', n }, () => process.exit(0));
+  if (n > 0 && process.connected) send({ acceptor: 'd', n }, () => process.exit(0));
   else process.exit(0);
 }
 
 // Heartbeats let the primary stop handing connections to a stalled worker within STALL_MS,
 // and the watchdog replace it after --watchdog.
-setInterval(() => send({ t: 'hb' }), HEARTBEAT_MS).unref();
+setInterval(() => send({ acceptor: 'hb' }), HEARTBEAT_MS).unref();
 process.on('disconnect', () => process.exit(0)); // the primary is gone: nothing to serve for
 // Ctrl-C, a closed terminal and systemd's default stop signal the whole process group; a worker
 // that died of it would cut its in-flight requests. The primary drains the workers instead.
 for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) process.on(signal, () => {});
-send({ t: 'ready' });
+send({ acceptor: 'ready' });

@@ -1,5 +1,9 @@
 // Messages between the primary and its workers over the node:cluster IPC channel. Short keys:
-// a hand-off message is sent once per connection.
+// a hand-off message is sent once per connection. The handler shares the channel (process.send,
+// process.on('message')), so every message of the acceptor names its kind under `acceptor`, a key
+// a handler's own protocol does not use by accident: the primary ignores anything else. A `t`
+// key would collide with many; a handler's `{ acceptor: 'd', n }` was once taken for a close report and
+// let admission go past --max-connections.
 import type { AcceptorOptions } from '../options.js';
 
 /** How often a worker says it is alive. */
@@ -24,19 +28,19 @@ export interface WorkerConfig {
 
 export type ToWorker =
   /** A connection (the socket travels as the message's handle); `a` = accept time, ms. */
-  | { t: 'c'; a: number }
+  | { acceptor: 'c'; a: number }
   /** Finish in-flight work, close idle connections, exit. */
-  | { t: 'drain' }
+  | { acceptor: 'drain' }
   /** Send your metrics, answering with the same id. */
-  | { t: 'm'; id: number };
+  | { acceptor: 'm'; id: number };
 
 export type FromWorker =
-  | { t: 'ready' }
+  | { acceptor: 'ready' }
   /** The handler could not be loaded: why, in one line; the worker exits next. */
-  | { t: 'fail'; error: string }
+  | { acceptor: 'fail'; error: string }
   /** Heartbeat, for the watchdog. */
-  | { t: 'hb' }
+  | { acceptor: 'hb' }
   /** `n` handed-off connections have closed (batched per event-loop turn). */
-  | { t: 'd'; n: number }
+  | { acceptor: 'd'; n: number }
   /** Metrics answer: prom-client's registry JSON. */
-  | { t: 'm'; id: number; metrics: unknown };
+  | { acceptor: 'm'; id: number; metrics: unknown };

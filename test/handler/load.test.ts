@@ -180,6 +180,9 @@ t.test('a handler that stops loading once one worker is ready: no failed start; 
   const acc = run(['--workers', '2', '--host', '127.0.0.1', '--handler', fixture('first-loads.mjs')], { env: { MARKER: marker }, wait: 'listening' });
   t.teardown(() => acc.stop('SIGKILL'));
   await acc.started;
+  // The primary has taken a worker as ready once it logs so: only then do later ones fail.
+  await acc.waitFor((l) => l.msg === 'worker ready');
+  writeFileSync(`${marker}.ready`, '');
   const deaths = (await until(() => {
     const d = acc.lines.filter((l) => l.msg === 'worker died');
     return d.length >= 2 ? d.slice(0, 2) : undefined;

@@ -1,6 +1,6 @@
 // Worker lifecycle: crash → replacement, queued connections survive; rolling reload.
 import t from 'tap';
-import { writeFileSync } from 'node:fs';
+import { rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { start, fixture, workerPids, until, sleep, fileWhenWritten, type Running } from '../helpers/cli.js';
 import { read, scrape, value, untilValue } from '../helpers/metrics.js';
@@ -222,10 +222,42 @@ t.test("a handler's own messages on the worker's IPC channel are ignored by the 
   const pid = workerPids(acc);
   // The channel is ordered and the handler loads before the worker says ready: the primary had
   // read them all when it logged the worker ready.
-  t.equal((await get(acc.port)).body, 'ok\n', 'the worker serves');
+  t.equal((await get(acc.port)).status, 200, 'the worker serves');
   t.equal(acc.proc.exitCode, null, 'the primary runs');
   t.same(workerPids(acc), pid, 'the same worker');
   t.equal((await get(acc.port)).status, 200);
+});
+
+t.test("a handler's messages shaped like the acceptor's own are not taken for them: admission stays exact", async (t) => {
+  // On each request the handler sends { t: 'd', n: 1 } (a close report, as the acceptor's once
+  // was), a heartbeat, ready, a failure and a metrics answer. Taken for a close report, it would
+  // free the held connection's slot and the next connection would go to the worker past
+  // --max-connections 1 instead of waiting.
+  const dir = t.testdir({ hold: {}, sent: {} });
+  const [hold, sent] = [join(dir, 'hold'), join(dir, 'sent')];
+  const acc = await start(['--workers', '1', '--max-connections', '1', '--backlog', '1', '--handler', fixture('talks-on-ipc.mjs')], { env: { HOLD_DIR: hold, REQUEST_SENT_DIR: sent } });
+  t.teardown(() => acc.stop('SIGKILL'));
+  const a = rawRequest(acc.port, '/a');
+  await fileWhenWritten(join(sent, 'a'), 10_000);
+  // A scrape waits for the worker's answer, which comes after the handler's messages on the
+  // same ordered channel: the primary has read them all once it returns.
+  await scrape(acc.metricsPort);
+  const b = rawRequest(acc.port, '/b');
+  await b.connected;
+  await untilValue(acc.metricsPort, 'acceptor_queue_depth', 1);
+  const m = await scrape(acc.metricsPort);
+  t.equal(value(m, 'acceptor_worker_connections{worker="1"}'), 1, 'the worker holds one connection');
+  t.equal(value(m, 'acceptor_queue_depth'), 1, 'the next one waits');
+  const c = await rawRequest(acc.port, '/c').response;
+  t.equal(c.status, 503, 'the one after is told busy: the queue of 1 is full');
+  writeFileSync(join(hold, 'a'), '');
+  writeFileSync(join(hold, 'b'), '');
+  t.equal((await a.response).status, 200);
+  t.equal((await b.response).status, 200, 'the waiting one is served once the first closes');
+  const after = await scrape(acc.metricsPort);
+  t.equal(value(after, 'acceptor_connections_rejected_total{reason="queue_full"}'), 1);
+  t.equal(value(after, 'acceptor_worker_connections{worker="1"}'), 0, 'both closes counted once');
+  t.equal(workerPids(acc).length, 1, 'one worker, never taken for failed or replaced');
 });
 
 for (const args of [['--transport', 'ipc'], ['--transport', 'fdpass'], ['--strategy', 'shared']]) {
@@ -298,3 +330,39 @@ for (const [slot, when, started] of cases) {
     t.equal((await get(acc.port)).status, 200);
   });
 }
+
+t.test('a worker that dies while its successor starts, its slot backing off: the successor keeps the slot, and the replacement is cancelled', async (t) => {
+  // Draining the successor for a replacement still waiting out the backoff would leave the slot
+  // with no worker until the timer fires.
+  const marker = join(t.testdir(), 'broken');
+  const acc = await start(['--workers', '1', '--restart-backoff-max', '10s', '--handler', fixture('throws-if-marker.mjs')], { env: { MARKER: marker } });
+  t.teardown(() => acc.stop('SIGKILL'));
+  // Start-up failures in a row until the slot's next restart waits 1.6 s; then it loads again.
+  writeFileSync(marker, '');
+  let mark = acc.lines.length;
+  process.kill(workerPids(acc)[0]!, 'SIGKILL');
+  await acc.waitFor((l) => l.msg === 'worker died' && l.restartInMs === 1600, 20_000, mark);
+  rmSync(marker);
+  const old = Number((await acc.waitFor((l) => l.msg === 'worker ready', 10_000, mark)).workerPid);
+  // Within 10 s of its ready (a longer run would reset the backoff): killed once the reload has
+  // forked its successor, which is starting.
+  mark = acc.lines.length;
+  acc.proc.kill('SIGHUP');
+  await acc.waitFor((l) => l.msg === 'rolling reload', 5000, mark);
+  process.kill(old, 'SIGKILL');
+  const died = await acc.waitFor((l) => l.msg === 'worker died' && l.signal === 'SIGKILL', 5000, mark);
+  t.ok(Number(died.restartInMs) >= 1600, `its replacement backs off (${String(died.restartInMs)} ms)`);
+  const successor = Number((await acc.waitFor((l) => l.msg === 'worker ready', 10_000, mark)).workerPid);
+  const kept = await acc.waitFor((l) => l.msg?.startsWith('old worker died during reload; its successor keeps the slot') === true, 10_000, mark);
+  t.match(kept, { slot: 1, workerPid: successor });
+  await acc.waitFor((l) => l.msg === 'reload done', 10_000, mark);
+  t.same(workerPids(acc), [successor], 'the successor is the worker');
+  t.equal(value(await scrape(acc.metricsPort), 'acceptor_workers{state="ready"}'), 1, 'and it is ready: the slot was never empty');
+  // Past the time the cancelled replacement would have been forked: nothing else starts.
+  await sleep(Number(died.restartInMs) + 500);
+  const after = acc.lines.slice(mark);
+  t.equal(after.filter((l) => l.msg === 'worker ready').length, 1, 'one worker started: the successor');
+  t.notOk(after.some((l) => l.msg === 'draining'), 'none drained');
+  t.same(workerPids(acc), [successor]);
+  t.equal((await get(acc.port)).status, 200);
+});
