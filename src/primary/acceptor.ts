@@ -56,9 +56,15 @@ export async function startAcceptor(input: Partial<AcceptorOptions> = {}): Promi
   const transportName = transportChoice?.name ?? 'none';
 
   const fd = inheritedFd();
+  // (Reached only where Node has reusePort (>= 22.12): resolveOptions refuses reuseport before.
+  // Its mutants survive a run on Node 20 and fail test/endpoint/inherited.test.ts and
+  // test/dispatch/strategies.test.ts on Node 24, checked by hand; the option name, read by library
+  // callers only, would need a library start under socket activation.)
   if (fd !== undefined && opts.strategy === 'reuseport') {
     throw new OptionError('strategy', 'invalid --strategy "reuseport" with a socket inherited from systemd (LISTEN_FDS): each worker binds a socket of its own; use handoff, round-robin or shared');
   }
+  // (Resolving always survives mutation, equivalent: with an inherited socket the candidates are
+  // never read.)
   const candidates = fd === undefined ? await resolveEndpoint(opts.host) : [];
   if (fd === undefined) log.info({ host: opts.host ?? null, addresses: candidates.map((c) => c.address) }, 'resolved endpoint');
   else log.info({ fd }, 'serving the listening socket inherited from systemd (socket activation): --host, --port and --listen-backlog do not apply; its Backlog= does');

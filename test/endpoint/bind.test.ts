@@ -77,6 +77,7 @@ t.test('a name binds its first address that binds, and logs them all', async (t)
   t.teardown(() => acc.stop('SIGKILL'));
   const resolved = acc.lines.find((l) => l.msg === 'resolved endpoint')!;
   const listening = acc.lines.find((l) => l.msg === 'listening')!;
+  t.equal(resolved.host, 'localhost', 'the name given');
   t.ok(Array.isArray(resolved.addresses) && (resolved.addresses as string[]).length >= 1, 'every address logged');
   t.equal(listening.address, (resolved.addresses as string[])[0], 'the first address is the one bound');
   t.equal((await get(acc.port, '/', listening.address as string)).status, 200);

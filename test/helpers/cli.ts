@@ -65,7 +65,9 @@ export function run(args: string[], o: StartOptions = {}): Running & { started: 
   // Another user cannot write tap's coverage files, and tap instruments every node it sees
   // spawned: run that one through `env -i`, uninstrumented.
   const node = o.node ?? process.execPath;
-  const [cmd, cmdArgs] = o.uid === undefined ? [node, argv] : ['/usr/bin/env', ['-i', `PATH=${process.env.PATH}`, `ACCEPTOR_TEST_TAG=${tag}`, node, ...argv]];
+  // A mutation run's active mutant is passed on all the same, or such a run would test unmutated code.
+  const mutant = process.env.__STRYKER_ACTIVE_MUTANT__ === undefined ? [] : [`__STRYKER_ACTIVE_MUTANT__=${process.env.__STRYKER_ACTIVE_MUTANT__}`];
+  const [cmd, cmdArgs] = o.uid === undefined ? [node, argv] : ['/usr/bin/env', ['-i', `PATH=${process.env.PATH}`, `ACCEPTOR_TEST_TAG=${tag}`, ...mutant, node, ...argv]];
   const [bin, binArgs] = o.wrap ? [o.wrap[0]!, [...o.wrap.slice(1), cmd, ...cmdArgs]] : [cmd, cmdArgs];
   const proc = spawn(bin, binArgs, {
     env,
@@ -176,6 +178,14 @@ export const fileWhenWritten = (path: string, ms?: number): Promise<string> =>
       return '';
     }
   }, ms);
+
+/**
+ * Runs the acceptor under Debian's systemd-socket-activate, listening on 127.0.0.1:port (for
+ * run()'s `wrap`). It passes on only the variables named with -E: every one of the test's own is,
+ * so that tap's coverage loaders and a mutation run's active mutant (__STRYKER_ACTIVE_MUTANT__)
+ * reach the acceptor as they reach every other child, and the run's tag.
+ */
+export const socketActivate = (port: number): string[] => ['systemd-socket-activate', '-l', `127.0.0.1:${port}`, ...[...Object.keys(process.env), 'ACCEPTOR_TEST_TAG'].flatMap((k) => ['-E', k])];
 
 /** Both hand-off transports: the exact-admission tests run against each. */
 export const TRANSPORTS = ['fdpass', 'ipc'] as const;
