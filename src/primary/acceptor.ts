@@ -78,7 +78,9 @@ export async function startAcceptor(input: Partial<AcceptorOptions> = {}): Promi
   }
 
   // handoff: the primary holds the socket and accepts. The others: bind once here so a bad
-  // address fails the start in the primary, then the workers listen on it.
+  // address fails the start in the primary, then the workers listen on it. (pauseOnConnect
+  // `false` for the inherited socket survives mutation, equivalent on Node 20–24: the dispatcher
+  // takes the raw handles (accept.ts), and pausing matters only on its 'connection' fallback.)
   const bound =
     fd !== undefined
       ? { ...inheritedAddress(fd), server: handoff ? await listenServer({ fd }, true) : undefined }

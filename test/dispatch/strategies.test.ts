@@ -3,7 +3,7 @@ import t from 'tap';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { createServer } from 'node:net';
-import { start, run, fixture } from '../helpers/cli.js';
+import { start, run, fixture, listensOn, workerPids } from '../helpers/cli.js';
 import { get, rawRequest } from '../helpers/http.js';
 import { scrape, value, untilValue } from '../helpers/metrics.js';
 import { supportsReusePort } from '../../src/options.js';
@@ -17,6 +17,14 @@ for (const strategy of strategies) {
     const statuses = await Promise.all(Array.from({ length: 30 }, () => get(acc.port).then((r) => r.status)));
     t.same(statuses, Array(30).fill(200));
     t.equal((await get(acc.port, '/healthz')).body, '{"status":"ok"}\n');
+    // Who accepts: the primary alone (handoff; round-robin, Node's own primary), or the workers
+    // on the listening socket (shared: one, passed to each; reuseport: one each).
+    t.equal(acc.lines.find((l) => l.msg === 'listening')!.tls, false, 'no TLS, and the start line says so');
+    const workersListen = strategy === 'shared' || strategy === 'reuseport';
+    const pids = workerPids(acc);
+    t.equal(pids.length, 2);
+    t.same(pids.map((pid) => listensOn(pid, acc.port)), [workersListen, workersListen], workersListen ? 'each worker holds a listening socket' : 'no worker holds a listening socket');
+    if (!workersListen) t.ok(listensOn(acc.proc.pid!, acc.port), 'the primary holds it');
     const { code } = await acc.stop('SIGTERM');
     t.equal(code, 0, 'clean stop');
   });

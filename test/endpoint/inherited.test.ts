@@ -47,6 +47,7 @@ for (const args of strategies) {
     const metricsPort = Number((await r.waitFor((l) => l.msg === 'metrics listening')).port);
     const m = await scrape(metricsPort);
     t.equal(value(m, 'acceptor_listen_backlog'), undefined, "no backlog claimed: systemd's Backlog= set it");
+    t.notOk(r.lines.some((l) => l.msg === 'kernel caps the listen backlog at net.core.somaxconn'), 'nor a cap warned of');
     r.proc.kill('SIGTERM');
     t.equal((await r.exited).code, 0, 'drains and exits 0');
     await until(() => tagged(r.tag).length === 0, 5000);

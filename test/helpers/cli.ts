@@ -1,6 +1,6 @@
 // Runs the real `acceptor` CLI (dist) as a child process and reads its JSON log lines.
 import { spawn, type ChildProcess } from 'node:child_process';
-import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { readdirSync, readFileSync, readlinkSync, writeFileSync } from 'node:fs';
 import { randomUUID } from 'node:crypto';
 import { fileURLToPath } from 'node:url';
 import type { Readable } from 'node:stream';
@@ -189,6 +189,27 @@ export const socketActivate = (port: number): string[] => ['systemd-socket-activ
 
 /** Both hand-off transports: the exact-admission tests run against each. */
 export const TRANSPORTS = ['fdpass', 'ipc'] as const;
+
+/**
+ * Whether process `pid` holds a listening TCP socket on `port`: its descriptors' socket inodes
+ * against the LISTEN entries of /proc/net/tcp and tcp6.
+ */
+export function listensOn(pid: number, port: number): boolean {
+  const inodes = new Set<string>();
+  for (const file of ['/proc/net/tcp', '/proc/net/tcp6']) {
+    for (const line of readFileSync(file, 'utf8').split('\n').slice(1)) {
+      const f = line.trim().split(/\s+/);
+      if (f[3] === '0A' && parseInt(f[1]!.split(':')[1]!, 16) === port) inodes.add(f[9]!);
+    }
+  }
+  return readdirSync(`/proc/${pid}/fd`).some((fd) => {
+    try {
+      return inodes.has(/^socket:\[(\d+)\]$/.exec(readlinkSync(`/proc/${pid}/fd/${fd}`))?.[1] ?? '');
+    } catch {
+      return false; // closed since the listing
+    }
+  });
+}
 
 /** Open descriptors of a process now. */
 export const openFds = (pid: number): number => readdirSync(`/proc/${pid}/fd`).length;

@@ -36,8 +36,9 @@ t.test('probes answer without the token; /metrics still needs it', async (t) => 
   t.equal(await read(acc.metricsPort, 'acceptor_ready').catch(() => -1), -1, 'the metric is behind the token too');
 });
 
-t.test('shedding: 503 while the queue is above the threshold or a client was told busy in the last second', async (t) => {
-  const { acc, held, release } = await oneHeld(t, ['--backlog', '4', '--ready-queue-threshold', '2']);
+// The threshold given, and by default half of --backlog: 2 either way.
+for (const args of [['--backlog', '4', '--ready-queue-threshold', '2'], ['--backlog', '4']]) t.test(`shedding: 503 while the queue is above the threshold or a client was told busy in the last second (${args.join(' ')})`, async (t) => {
+  const { acc, held, release } = await oneHeld(t, args);
   held.push(rawRequest(acc.port), rawRequest(acc.port));
   await untilValue(acc.metricsPort, 'acceptor_queue_depth', 2);
   t.equal(await probe(acc.metricsPort, '/readyz'), '200 ready', '2 waiting: at the threshold, not above');

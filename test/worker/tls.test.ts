@@ -9,7 +9,7 @@ import { X509Certificate } from 'node:crypto';
 import { join } from 'node:path';
 import { connect as netConnect } from 'node:net';
 import { connect as tlsConnect } from 'node:tls';
-import { start, run, fixture, until, workerPids, TRANSPORTS } from '../helpers/cli.js';
+import { start, run, fixture, until, workerPids, TRANSPORTS, type Running } from '../helpers/cli.js';
 import { read, scrape, value, untilValue } from '../helpers/metrics.js';
 import { connect as h2Connect } from 'node:http2';
 import { makeCert, makeChain, skipOpenssl, tlsRequest, h2Get, type TlsResult } from '../helpers/tls.js';
@@ -20,12 +20,15 @@ const curl = have('curl');
 const skipCurl = curl || process.env.CI ? false : 'curl not installed (apt-get install curl); CI installs it';
 
 const tlsArgs = (c: { cert: string; key: string }): string[] => ['--tls-cert', c.cert, '--tls-key', c.key];
+/** The `tls` field of the primary's 'listening' line. */
+const listeningTls = (acc: Running): unknown => acc.lines.find((l) => l.msg === 'listening')!.tls;
 
 for (const [name, extra] of [...TRANSPORTS.map((tr) => [`handoff/${tr}`, ['--transport', tr]] as const), ['round-robin', ['--strategy', 'round-robin']] as const, ['shared', ['--strategy', 'shared']] as const]) {
   t.test(`${name}: HTTPS with HTTP/2 by ALPN and HTTP/1.1 alike, the same handler`, { skip: skipOpenssl }, async (t) => {
     const c = makeCert(t.testdir());
     const acc = await start(['--workers', '2', '--host', '127.0.0.1', ...extra, ...tlsArgs(c)]);
     t.teardown(() => acc.stop('SIGKILL'));
+    t.same(listeningTls(acc), { validTo: new X509Certificate(readFileSync(c.cert)).validTo, http2: true, busy: 'alert' }, 'the start line: the certificate, HTTP/2, how busy is told');
     const h1 = await tlsRequest(acc.port, c.ca).response;
     t.equal(h1.status, 200, 'HTTP/1.1 over TLS served');
     t.equal(h1.fingerprint, c.fingerprint, 'with the configured certificate');
@@ -46,6 +49,7 @@ t.test('--no-http2: HTTP/1.1 only; an h2-only client is not given h2', { skip: s
   const c = makeCert(t.testdir());
   const acc = await start(['--workers', '1', '--host', '127.0.0.1', '--no-http2', ...tlsArgs(c)]);
   t.teardown(() => acc.stop('SIGKILL'));
+  t.match(listeningTls(acc), { http2: false }, 'the start line says so');
   const h1 = await tlsRequest(acc.port, c.ca, { alpn: ['h2', 'http/1.1'] }).response;
   t.equal(h1.status, 200);
   t.equal(h1.alpn, 'http/1.1', 'ALPN picks HTTP/1.1');
@@ -64,8 +68,9 @@ t.test('curl --cacert: HTTP/2 and HTTP/1.1', { skip: skipCurl || skipOpenssl }, 
 
 t.test('tcp over TLS: the built-in echo, decrypted', { skip: skipOpenssl }, async (t) => {
   const c = makeCert(t.testdir());
-  const acc = await start(['--workers', '1', '--host', '127.0.0.1', '--protocol', 'tcp', ...tlsArgs(c)]);
+  const acc = await start(['--workers', '1', '--host', '127.0.0.1', '--protocol', 'tcp', ...tlsArgs(c), '--tls-busy', 'reset']);
   t.teardown(() => acc.stop('SIGKILL'));
+  t.match(listeningTls(acc), { http2: false, busy: 'reset' }, 'no HTTP/2 for TCP, whatever --http2 says');
   const s = tlsConnect({ port: acc.port, host: '127.0.0.1', ca: c.ca, servername: 'localhost' });
   await new Promise((r) => s.once('secureConnect', r));
   s.write('hello\n');
