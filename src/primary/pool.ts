@@ -54,7 +54,7 @@ export class Pool {
   /** Ready workers, in slot order: what the dispatcher scans. */
   ready: WorkerRecord[] = [];
   private failures = new Map<number, number>();
-  /** Per slot, a replacement waiting out its crash backoff (at most one: its slot has no worker). */
+  /** Per slot, a replacement waiting out its crash backoff (one at most: it is set when the slot's worker dies). */
   private pending = new Map<number, NodeJS.Timeout>();
   private watchdogTimer: NodeJS.Timeout | undefined;
   private stopping = false;
