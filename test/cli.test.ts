@@ -61,7 +61,8 @@ t.test("the drain waits for a worker's last in-flight request: the first to fini
   const b = rawRequest(acc.port, '/b');
   await untilValue(acc.metricsPort, 'acceptor_worker_connections{worker="1"}', 2);
   acc.proc.kill('SIGTERM');
-  await acc.waitFor((l) => l.msg === 'draining' && l.worker === 1);
+  const draining = await acc.waitFor((l) => l.msg === 'draining' && l.worker === 1);
+  t.equal(draining.open, 2, "the worker's drain line counts what it waits for");
   writeFileSync(join(dir, 'a'), '');
   // Resolves once the worker has closed the connection (the request said Connection: close) ...
   t.equal((await a.response).status, 200, 'the first is served');
@@ -127,16 +128,32 @@ t.test('idle keep-alive connections do not hold up the drain', async (t) => {
   t.ok(Date.now() - t0 < 5000, 'did not wait for the keep-alive timeout or drain timeout');
 });
 
-t.test('the primary killed with -9 leaves no workers behind', async (t) => {
-  const acc = await start(['--workers', '2']);
-  const workers = workerPids(acc);
-  t.equal(workers.length, 2);
-  acc.proc.kill('SIGKILL');
-  await acc.exited;
-  await until(() => tagged(acc.tag).length === 0, 5000);
-  t.pass('workers exited with their primary');
-  await t.rejects(get(acc.port), 'port closed');
-});
+// A worker whose primary is gone exits at once: nothing keeps its event loop alive in the first
+// case, so it is given something that would (a request held open, the shared listening socket).
+for (const [what, args] of [
+  ['idle', []],
+  ['holding a request', ['--handler', fixture('hold.mjs')]],
+  ['listening on the shared socket', ['--strategy', 'shared', '--host', '127.0.0.1']],
+] as const) {
+  t.test(`the primary killed with -9 leaves no workers behind: ${what}`, async (t) => {
+    const acc = await start(['--workers', '2', ...args], { env: { HOLD_FILE: join(t.testdir(), 'never') } });
+    t.teardown(() => acc.stop('SIGKILL'));
+    const workers = workerPids(acc);
+    t.equal(workers.length, 2);
+    if (what === 'holding a request') {
+      await rawRequest(acc.port).connected;
+      await until(async () => {
+        const m = await scrape(acc.metricsPort);
+        return (value(m, 'acceptor_worker_connections{worker="1"}') ?? 0) + (value(m, 'acceptor_worker_connections{worker="2"}') ?? 0) === 1;
+      });
+    }
+    acc.proc.kill('SIGKILL');
+    await acc.exited;
+    const left = await until(() => (tagged(acc.tag).length === 0 ? [] : undefined), 5000).catch(() => tagged(acc.tag));
+    t.same(left, [], 'workers exited with their primary');
+    await t.rejects(get(acc.port), 'port closed');
+  });
+}
 
 for (const script of ['start', 'prometheus'] as const) {
   t.test(`SIGTERM to the \`npm ${script === 'start' ? 'start' : 'run prometheus'}\` process stops what it started, nothing left running`, { skip: script === 'prometheus' && !hasPrometheus && !process.env.CI ? 'prometheus not installed (apt-get install prometheus); CI installs it' : false }, async (t) => {

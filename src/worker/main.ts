@@ -162,18 +162,25 @@ process.on('message', (msg: ToWorker, handle?: Conn) => {
     // The primary sends the kernel's handle as it accepted it; a Socket where it could not.
     if (handle) serve(asSocket(handle));
     else {
-      // Closed in transit (Node delivers no handle): its slot must still be freed.
+      // Closed in transit (Node delivers no handle): its slot must still be freed. Only a
+      // net.Socket can arrive so (Node drops one the primary closed while it was queued), which
+      // only accept.ts's fallback sends; a raw handle always arrives. So no test reaches this
+      // block, and its mutants (an empty block, the counter decremented) survive.
       counters.errors.handoff_failed++;
       reportClosed();
     }
   } else if (msg.acceptor === 'm') {
     void metrics?.register.getMetricsAsJSON().then((m) => send({ acceptor: 'm', id: msg.id, metrics: m }));
   } else if (msg.acceptor === 'drain') {
+    // (Only the primary writes to this channel, and 'drain' is the only other kind it sends, so
+    // the mutant that drains on any message survives, equivalent.)
     drain();
   }
 });
 
 function drain(): void {
+  // A SIGTERM during a reload's drain sends a second 'drain'. Every step below is idempotent, so
+  // the guard saves only a second log line, and its mutant survives, equivalent.
   if (draining) return;
   draining = true;
   log.info({ open: sockets.size }, 'draining');
@@ -185,6 +192,9 @@ function drain(): void {
 function exitDrained(): void {
   // The last close report must reach the primary before the process goes.
   log.info('drained; exiting');
+  // (Without this block the reports would go as an IPC 'd', which the primary also takes, and
+  // any left in the channel would be lost with the worker, whose exit frees its slots anyway: the
+  // mutant survives, equivalent.)
   if (fdpass) {
     flushClosed();
     fdpass.flushSync(1000);
@@ -199,7 +209,8 @@ function exitDrained(): void {
 // Heartbeats let the primary stop handing connections to a stalled worker within STALL_MS,
 // and the watchdog replace it after --watchdog.
 setInterval(() => send({ acceptor: 'hb' }), HEARTBEAT_MS).unref();
-process.on('disconnect', () => process.exit(0)); // the primary is gone: nothing to serve for
+// The primary gone (the channel closed): node:cluster's worker exits by itself (cluster/child.js,
+// 'disconnect'), in every strategy and with requests in flight; cli.test.ts checks all three.
 // Ctrl-C, a closed terminal and systemd's default stop signal the whole process group; a worker
 // that died of it would cut its in-flight requests. The primary drains the workers instead.
 for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) process.on(signal, () => {});

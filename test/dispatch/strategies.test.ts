@@ -3,7 +3,7 @@ import t from 'tap';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { createServer } from 'node:net';
-import { start, run, fixture, listensOn, workerPids } from '../helpers/cli.js';
+import { start, run, fixture, listensOn, listeningSockets, workerPids } from '../helpers/cli.js';
 import { get, rawRequest } from '../helpers/http.js';
 import { scrape, value, untilValue } from '../helpers/metrics.js';
 import { supportsReusePort } from '../../src/options.js';
@@ -25,6 +25,13 @@ for (const strategy of strategies) {
     t.equal(pids.length, 2);
     t.same(pids.map((pid) => listensOn(pid, acc.port)), [workersListen, workersListen], workersListen ? 'each worker holds a listening socket' : 'no worker holds a listening socket');
     if (!workersListen) t.ok(listensOn(acc.proc.pid!, acc.port), 'the primary holds it');
+    // shared: one socket, the same in each worker; reuseport: one of its own in each worker (a
+    // reuseport that listened without SO_REUSEPORT would share one socket, and still serve).
+    if (workersListen) {
+      const held = pids.map((pid) => listeningSockets(pid, acc.port));
+      t.same(held.map((s) => s.length), [1, 1], 'one listening socket in each worker');
+      t.equal(new Set(held.flat()).size, strategy === 'shared' ? 1 : 2, strategy === 'shared' ? 'the same socket in both' : 'a socket of its own in each');
+    }
     const { code } = await acc.stop('SIGTERM');
     t.equal(code, 0, 'clean stop');
   });

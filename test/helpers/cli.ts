@@ -191,10 +191,11 @@ export const socketActivate = (port: number): string[] => ['systemd-socket-activ
 export const TRANSPORTS = ['fdpass', 'ipc'] as const;
 
 /**
- * Whether process `pid` holds a listening TCP socket on `port`: its descriptors' socket inodes
- * against the LISTEN entries of /proc/net/tcp and tcp6.
+ * The listening TCP sockets on `port` that process `pid` holds, by inode: its descriptors' socket
+ * inodes against the LISTEN entries of /proc/net/tcp and tcp6. The same inode in two processes is
+ * one socket passed on (shared); different inodes are separate sockets (reuseport).
  */
-export function listensOn(pid: number, port: number): boolean {
+export function listeningSockets(pid: number, port: number): string[] {
   const inodes = new Set<string>();
   for (const file of ['/proc/net/tcp', '/proc/net/tcp6']) {
     for (const line of readFileSync(file, 'utf8').split('\n').slice(1)) {
@@ -202,14 +203,20 @@ export function listensOn(pid: number, port: number): boolean {
       if (f[3] === '0A' && parseInt(f[1]!.split(':')[1]!, 16) === port) inodes.add(f[9]!);
     }
   }
-  return readdirSync(`/proc/${pid}/fd`).some((fd) => {
+  const held = new Set<string>();
+  for (const fd of readdirSync(`/proc/${pid}/fd`)) {
     try {
-      return inodes.has(/^socket:\[(\d+)\]$/.exec(readlinkSync(`/proc/${pid}/fd/${fd}`))?.[1] ?? '');
+      const inode = /^socket:\[(\d+)\]$/.exec(readlinkSync(`/proc/${pid}/fd/${fd}`))?.[1];
+      if (inode && inodes.has(inode)) held.add(inode);
     } catch {
-      return false; // closed since the listing
+      // closed since the listing
     }
-  });
+  }
+  return [...held];
 }
+
+/** Whether process `pid` holds a listening TCP socket on `port`. */
+export const listensOn = (pid: number, port: number): boolean => listeningSockets(pid, port).length > 0;
 
 /** Open descriptors of a process now. */
 export const openFds = (pid: number): number => readdirSync(`/proc/${pid}/fd`).length;
