@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { start, fixture, tagged, sleep, workerPids, until, freeFixedPort, type Running } from './helpers/cli.js';
 import { rawRequest, get } from './helpers/http.js';
-import { scrape, value, untilValue } from './helpers/metrics.js';
+import { scrape, untilValue, workerConnections } from './helpers/metrics.js';
 import { makeCert, skipOpenssl } from './helpers/tls.js';
 
 const hasPrometheus = spawnSync('prometheus', ['--version']).status === 0;
@@ -32,8 +32,7 @@ for (const [signal, to] of cases) {
     await Promise.all(inflight.map((r) => r.connected));
     // Both held by the workers before the signal, not a fixed sleep hoping so.
     await until(async () => {
-      const m = await scrape(acc.metricsPort);
-      return (value(m, 'acceptor_worker_connections{worker="1"}') ?? 0) + (value(m, 'acceptor_worker_connections{worker="2"}') ?? 0) === 2;
+      return workerConnections(await scrape(acc.metricsPort), 2).reduce((a, b) => a + b, 0) === 2;
     });
     process.kill(group ? -acc.proc.pid! : acc.proc.pid!, signal);
     await acc.waitFor((l) => l.msg === 'shutting down: draining');
@@ -142,10 +141,7 @@ for (const [what, args] of [
     t.equal(workers.length, 2);
     if (what === 'holding a request') {
       await rawRequest(acc.port).connected;
-      await until(async () => {
-        const m = await scrape(acc.metricsPort);
-        return (value(m, 'acceptor_worker_connections{worker="1"}') ?? 0) + (value(m, 'acceptor_worker_connections{worker="2"}') ?? 0) === 1;
-      });
+      await until(async () => workerConnections(await scrape(acc.metricsPort), 2).reduce((a, b) => a + b, 0) === 1);
     }
     acc.proc.kill('SIGKILL');
     await acc.exited;
