@@ -35,7 +35,8 @@ for (const [signal, to] of cases) {
       return workerConnections(await scrape(acc.metricsPort), 2).reduce((a, b) => a + b, 0) === 2;
     });
     process.kill(group ? -acc.proc.pid! : acc.proc.pid!, signal);
-    await acc.waitFor((l) => l.msg === 'shutting down: draining');
+    const draining = await acc.waitFor((l) => l.msg === 'shutting down: draining');
+    t.equal(draining.drainTimeout, 10_000, 'the drain line says how long the workers have');
     const late = await rawRequest(acc.port).response;
     t.equal(late.status, 503, 'a new connection during the drain is told busy');
     await sleep(300);
@@ -46,6 +47,7 @@ for (const [signal, to] of cases) {
     t.same(served.map((r) => r.status), [200, 200], 'in-flight requests complete');
     const { code } = await acc.exited;
     t.equal(code, 0, 'exit 0');
+    t.match(acc.lines.find((l) => l.msg === 'stopped'), { killed: 0 }, "the primary's last line: none killed");
     const orphans: number[] = (await until(() => (tagged(acc.tag).length === 0 ? [] : undefined), 5000).catch(() => tagged(acc.tag))) ?? [];
     t.same(orphans, [], 'no orphan processes');
     t.comment(`figure: ${signal} to ${to} with 2 requests in flight: statuses ${served.map((r) => r.status).join(', ')}, late one ${late.status}, exit ${code}, ${orphans.length} processes left`);
@@ -105,6 +107,10 @@ t.test('drain timeout: a request that never finishes is cut, exit 1 within the t
   t.equal(code, 1, 'exit 1: a worker had to be killed');
   t.ok(took < 3000, `exited in ${took}ms`);
   t.ok(acc.lines.some((l) => l.msg === 'drain timeout; killing worker' && l.slot === 1 && l.active === 1), 'the kill is logged, with the slot and what it cut');
+  const stopped = acc.lines.find((l) => l.msg === 'stopped');
+  t.equal(stopped?.killed, 1, "the primary's last line counts the killed worker");
+  // How long the drain took: at least the timeout it waited out, less than the whole exit.
+  t.ok(Number(stopped?.ms) >= 450 && Number(stopped?.ms) <= took, `the stop took ${String(stopped?.ms)} ms`);
   const left = await until(() => (tagged(acc.tag).length === 0 ? [] : undefined), 5000).catch(() => tagged(acc.tag));
   t.same(left, [], 'no orphan processes');
 });

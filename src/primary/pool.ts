@@ -58,7 +58,8 @@ export class Pool {
   private pending = new Map<number, NodeJS.Timeout>();
   private watchdogTimer: NodeJS.Timeout | undefined;
   private stopping = false;
-  private exitWaiters = new Map<WorkerRecord, () => void>();
+  /** Each draining worker's drain: what its exit resolves, and whether it had to be killed. */
+  private drains = new Map<WorkerRecord, { exited: () => void; killed: Promise<boolean> }>();
   private allReady: (() => void) | undefined;
   /** A worker has been ready at least once: from then on, load failures back off instead. */
   private everReady = false;
@@ -176,7 +177,8 @@ export class Pool {
     } finally {
       // After any immediate replacement is forked, so the dispatcher sees it.
       this.hooks.exit(rec);
-      this.exitWaiters.get(rec)?.();
+      this.drains.get(rec)?.exited();
+      this.drains.delete(rec);
     }
   };
 
@@ -240,10 +242,13 @@ export class Pool {
       // one worker too many); a starting one sends no heartbeat until its handler has loaded.
       if ((rec.state !== 'ready' && rec.state !== 'stalled') || rec.retiring) continue;
       const silent = now - rec.lastBeat;
-      if (this.opts.watchdog > 0 && silent > this.opts.watchdog) {
+      if (this.opts.watchdog > 0 && silent > this.opts.watchdog) { // (`>=` survives: one millisecond apart)
         this.log.error({ slot: rec.slot, workerPid: rec.worker.process.pid, stalledMs: silent }, 'worker event loop stalled; replacing it');
         rec.retiring = 'watchdog';
         rec.state = 'draining';
+        // (Not filtering survives mutation: the worker was marked stalled, and left the list,
+        // STALL_MS in, unless --watchdog is shorter than that, where a test would replace healthy
+        // workers on a loaded machine. Emptying the list fails watchdog.test.ts.)
         this.ready = this.ready.filter((r) => r !== rec);
         rec.worker.process.kill('SIGKILL');
       } else if (rec.state === 'ready' && silent > STALL_MS) {
@@ -272,9 +277,14 @@ export class Pool {
     // such a worker now; reload() skips the ones that died.)
     if (rec.gone) return Promise.resolve(false);
     rec.retiring = why;
+    // Draining already (a shutdown during a reload's drain): one drain and one timeout, and both
+    // callers wait for its end. A second drain in its place left the reload waiting for ever.
+    const drain = this.drains.get(rec);
+    if (drain) return drain.killed;
     rec.state = 'draining';
     this.ready = this.ready.filter((r) => r !== rec);
-    const exited = new Promise<void>((resolve) => this.exitWaiters.set(rec, resolve));
+    let exited = (): void => {};
+    const gone = new Promise<void>((resolve) => (exited = resolve));
     try {
       rec.worker.send({ acceptor: 'drain' });
     } catch {
@@ -286,10 +296,12 @@ export class Pool {
       killed = true;
       rec.worker.process.kill('SIGKILL');
     }, this.opts.drainTimeout);
-    return exited.then(() => {
+    const killedAtEnd = gone.then(() => {
       clearTimeout(kill);
       return killed;
     });
+    this.drains.set(rec, { exited, killed: killedAtEnd });
+    return killedAtEnd;
   }
 
   /** Rolling reload: per slot, start the new worker, wait until it is ready, then drain the old. */
@@ -331,8 +343,9 @@ export class Pool {
     this.stopping = true;
     for (const t of this.pending.values()) clearTimeout(t);
     this.pending.clear();
-    // (This and `stopping = true` survive mutation, equivalent: every worker is marked retiring
-    // below, which the watchdog and the exit path check first; the watchdog's timer is unref'd.)
+    // (Clearing it survives mutation, equivalent: every worker is marked retiring below, which the
+    // watchdog checks first, and its timer is unref'd. `stopping` is what stops a reload under
+    // way: pool.test.ts sends SIGTERM during one.)
     if (this.watchdogTimer) clearInterval(this.watchdogTimer);
     const killed = await Promise.all([...this.records].map((r) => this.retire(r, 'shutdown')));
     return killed.filter(Boolean).length;

@@ -179,8 +179,9 @@ process.on('message', (msg: ToWorker, handle?: Conn) => {
 });
 
 function drain(): void {
-  // A SIGTERM during a reload's drain sends a second 'drain'. Every step below is idempotent, so
-  // the guard saves only a second log line, and its mutant survives, equivalent.
+  // The primary sends one 'drain' per worker (a SIGTERM during a reload's drain shares it:
+  // pool.ts, retire()), and every step below is idempotent besides: the guard's mutant survives,
+  // equivalent.
   if (draining) return;
   draining = true;
   log.info({ open: sockets.size }, 'draining');
@@ -202,6 +203,9 @@ function exitDrained(): void {
   }
   const n = closedUnreported;
   closedUnreported = 0;
+  // (Sending when n is 0, or without checking `connected`, survives mutation, equivalent: a
+  // report of 0 frees nothing, and on a closed channel node:cluster's worker exits by itself.
+  // Not sending at all fails pool.test.ts: the primary counts the connection lost, worker_exit.)
   if (n > 0 && process.connected) send({ acceptor: 'd', n }, () => process.exit(0));
   else process.exit(0);
 }

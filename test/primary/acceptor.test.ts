@@ -66,6 +66,7 @@ t.test('library: metrics() without metrics, reload() twice at once, close() twic
     { step: 'closed', code: 0 },
   ]);
   const said = (msg: string): number => lines.filter((l) => l.msg === msg).length;
+  t.match(lines.find((l) => l.msg === 'acceptor ready'), { workers: 1 }, 'the ready line says how many workers are up');
   t.equal(said('rolling reload'), 1, 'one reload for the two calls');
   t.equal(said('reload done'), 1);
   t.equal(said('worker ready'), 2, 'the first worker and its one replacement');

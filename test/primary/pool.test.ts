@@ -3,7 +3,7 @@ import t from 'tap';
 import { rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { start, fixture, workerPids, until, sleep, fileWhenWritten, type Running } from '../helpers/cli.js';
-import { read, scrape, value, untilValue } from '../helpers/metrics.js';
+import { read, scrape, value, untilValue, workerConnections } from '../helpers/metrics.js';
 import { rawRequest, loop, get, underLoad } from '../helpers/http.js';
 import { Pool, type WorkerRecord } from '../../src/primary/pool.js';
 import { resolveOptions } from '../../src/options.js';
@@ -177,6 +177,8 @@ t.test('a stalled worker is skipped while another serves: no connection waits fo
   t.equal((await blocking.response).status, 200, 'and finishes it once its loop runs again');
   const back = await acc.waitFor((l) => l.msg === 'worker responsive again');
   t.equal(back.slot, stalled.slot, 'the stalled one is responsive again');
+  const untilBack = acc.lines.slice(0, acc.lines.indexOf(back));
+  t.equal(untilBack.filter((l) => l.msg === 'worker stalled: no new connections for it' && l.slot === stalled.slot).length, 1, 'taken out once, not again at every check while it stays silent');
   await untilValue(acc.metricsPort, 'acceptor_workers{state="ready"}', 2);
   t.equal(await read(acc.metricsPort, 'acceptor_workers{state="stalled"}'), 0, 'none stalled');
   // Ties between idle workers go round the slots in turn: it takes its share again.
@@ -194,6 +196,37 @@ t.test('SIGHUP to the process group (a closed terminal) reloads; no worker dies 
   t.same(after.filter((l) => l.msg === 'worker died'), [], 'no worker died of the signal');
   t.equal(after.filter((l) => l.msg === 'worker stopped' && l.reason === 'reload').length, 2, 'both reloaded');
   t.equal((await get(acc.port)).status, 200);
+});
+
+t.test('SIGTERM during a rolling reload: the reload stops where it is, no worker starts, the requests in flight finish', async (t) => {
+  const dir = t.testdir();
+  const acc = await start(['--workers', '2', '--drain-timeout', '10s', '--handler', fixture('hold.mjs')], { env: { HOLD_DIR: dir } });
+  t.teardown(() => acc.stop('SIGKILL'));
+  const slot1 = acc.lines.find((l) => l.msg === 'worker ready' && l.slot === 1)!.workerPid;
+  const held = (n: number) => async (): Promise<number[] | undefined> => {
+    const each = workerConnections(await scrape(acc.metricsPort), 2);
+    return each[0]! + each[1]! === n ? each : undefined;
+  };
+  const a = rawRequest(acc.port, '/a');
+  const aOnSlot1 = (await until(held(1)))![0] === 1;
+  const b = rawRequest(acc.port, '/b'); // least loaded: the other worker
+  await until(held(2));
+  const mark = acc.lines.length;
+  acc.proc.kill('SIGHUP');
+  // Slot 1 goes first: once its successor is ready it drains, holding its request.
+  await acc.waitFor((l) => l.msg === 'draining' && l.pid === slot1, 15_000, mark);
+  const stopAt = acc.lines.length;
+  acc.proc.kill('SIGTERM');
+  await acc.waitFor((l) => l.msg === 'shutting down: draining', 5000, stopAt);
+  // Slot 1's old worker finishes first, while slot 2's still holds a request: a reload that went
+  // on would now start slot 2's successor, and end only once slot 2's old worker had gone.
+  writeFileSync(join(dir, aOnSlot1 ? 'a' : 'b'), '');
+  await acc.waitFor((l) => l.msg === 'reload done', 10_000, stopAt);
+  writeFileSync(join(dir, aOnSlot1 ? 'b' : 'a'), '');
+  t.same([(await a.response).status, (await b.response).status], [200, 200], 'both requests in flight are served');
+  t.equal((await acc.exited).code, 0, 'exit 0: everything drained');
+  t.same(acc.lines.slice(stopAt).filter((l) => l.msg === 'worker ready'), [], 'no worker started once the shutdown began');
+  t.equal(acc.lines.slice(mark, stopAt).filter((l) => l.msg === 'worker ready').length, 1, "the reload's one successor, for slot 1, before it");
 });
 
 t.test('a reload whose new worker cannot start keeps the old ones', async (t) => {
@@ -273,35 +306,40 @@ for (const args of [['--transport', 'ipc'], ['--transport', 'fdpass'], ['--strat
   });
 }
 
-t.test('a worker draining in a reload is handed no new connection, though it still sends heartbeats', async (t) => {
-  const dir = t.testdir();
-  const acc = await start(['--workers', '1', '--drain-timeout', '30s', '--handler', fixture('hold.mjs')], { env: { HOLD_DIR: dir } });
-  t.teardown(() => acc.stop('SIGKILL'));
-  const [oldPid] = workerPids(acc);
-  const a = rawRequest(acc.port, '/a'); // held by the old worker: its drain waits for it
-  await untilValue(acc.metricsPort, 'acceptor_worker_connections{worker="1"}', 1);
-  const mark = acc.lines.length;
-  acc.proc.kill('SIGHUP');
-  await acc.waitFor((l) => l.msg === 'draining' && l.pid === oldPid, 10_000, mark);
-  const newPid = workerPids(acc).find((p) => p !== oldPid)!;
-  // One held by the new worker too: were the old one taken back as ready, the two would tie at
-  // one connection each and share what comes next.
-  const b = rawRequest(acc.port, '/b');
-  await b.connected; // handed off before anything that connects later
-  writeFileSync(join(dir, 'c'), '');
-  const served: string[] = [];
-  for (let i = 0; i < 6; i++) {
-    served.push((await get(acc.port, '/c')).body);
-    await sleep(120); // a heartbeat of the old worker's (HEARTBEAT_MS) comes between any two
-  }
-  t.same([...new Set(served)], [`served by ${newPid}\n`], 'every one by the new worker');
-  t.equal(await read(acc.metricsPort, 'acceptor_workers{state="draining"}'), 1, 'the old one counts as draining');
-  writeFileSync(join(dir, 'a'), '');
-  writeFileSync(join(dir, 'b'), '');
-  t.equal((await a.response).body, `served by ${oldPid}\n`, 'the old one finishes its request');
-  t.equal((await b.response).body, `served by ${newPid}\n`);
-  await acc.waitFor((l) => l.msg === 'reload done', 10_000, mark);
-});
+for (const transport of ['fdpass', 'ipc']) {
+  t.test(`a worker draining in a reload is handed no new connection, though it still sends heartbeats, and reports its last close (${transport})`, async (t) => {
+    const dir = t.testdir();
+    const acc = await start(['--workers', '1', '--transport', transport, '--drain-timeout', '30s', '--handler', fixture('hold.mjs')], { env: { HOLD_DIR: dir } });
+    t.teardown(() => acc.stop('SIGKILL'));
+    const [oldPid] = workerPids(acc);
+    const a = rawRequest(acc.port, '/a'); // held by the old worker: its drain waits for it
+    await untilValue(acc.metricsPort, 'acceptor_worker_connections{worker="1"}', 1);
+    const mark = acc.lines.length;
+    acc.proc.kill('SIGHUP');
+    await acc.waitFor((l) => l.msg === 'draining' && l.pid === oldPid, 10_000, mark);
+    const newPid = workerPids(acc).find((p) => p !== oldPid)!;
+    // One held by the new worker too: were the old one taken back as ready, the two would tie at
+    // one connection each and share what comes next.
+    const b = rawRequest(acc.port, '/b');
+    await b.connected; // handed off before anything that connects later
+    writeFileSync(join(dir, 'c'), '');
+    const served: string[] = [];
+    for (let i = 0; i < 6; i++) {
+      served.push((await get(acc.port, '/c')).body);
+      await sleep(120); // a heartbeat of the old worker's (HEARTBEAT_MS) comes between any two
+    }
+    t.same([...new Set(served)], [`served by ${newPid}\n`], 'every one by the new worker');
+    t.equal(await read(acc.metricsPort, 'acceptor_workers{state="draining"}'), 1, 'the old one counts as draining');
+    writeFileSync(join(dir, 'a'), '');
+    writeFileSync(join(dir, 'b'), '');
+    t.equal((await a.response).body, `served by ${oldPid}\n`, 'the old one finishes its request');
+    t.equal((await b.response).body, `served by ${newPid}\n`);
+    await acc.waitFor((l) => l.msg === 'reload done', 10_000, mark);
+    // Its last close goes back just before it exits (exitDrained): were it lost, the primary would
+    // count the connection as lost with the worker, and the slot's count would be off.
+    t.equal(await read(acc.metricsPort, 'acceptor_connection_errors_total{reason="worker_exit"}'), 0, 'no connection counted lost with the drained worker');
+  });
+}
 
 // Slot 1 is reloaded first: the old worker of slot 2 dies before its turn; the old worker of slot 1
 // dies while its successor starts (both a crash, replaced at once by the crash path).

@@ -84,3 +84,23 @@ t.test('a worker wedged while a reload drains it is left to --drain-timeout, not
   t.equal(workerPids(acc).length, 1, 'one worker after the reload: no replacement of the drained one');
   t.equal(await read(acc.metricsPort, 'acceptor_worker_restarts_total{reason="watchdog"}'), 0, 'no watchdog restart');
 });
+
+t.test('one worker wedged past --watchdog is replaced, and the other worker serves on', async (t) => {
+  const pidFile = join(t.testdir(), 'pid');
+  const acc = await start(['--workers', '2', '--watchdog', '1s', '--handler', fixture('block.mjs')], { env: { BLOCK_PID_FILE: pidFile, BLOCK_MS: '20000' } });
+  t.teardown(() => acc.stop('SIGKILL'));
+  const mark = acc.lines.length;
+  const wedging = rawRequest(acc.port, '/block');
+  const wedged = Number(await fileWhenWritten(pidFile));
+  const other = workerPids(acc).find((p) => p !== wedged)!;
+  const replaced = await acc.waitFor((l) => l.msg === 'worker event loop stalled; replacing it', 10_000, mark);
+  t.equal(replaced.workerPid, wedged, 'the wedged worker is the one replaced');
+  const fresh = await acc.waitFor((l) => l.msg === 'worker ready' && l.workerPid !== wedged && l.workerPid !== other, 10_000, mark);
+  // Idle workers tie, and ties go round the slots: the healthy worker keeps its share. Taking the
+  // wedged one out of service must not take the other with it.
+  const served = new Set<number>();
+  for (let i = 0; i < 6; i++) served.add(Number((await get(acc.port, '/pid')).body));
+  t.same([...served].sort(), [other, Number(fresh.workerPid)].sort(), 'served by the healthy worker and the replacement, by both');
+  t.equal((await wedging.response).status, 0, "the wedged worker's own connection is lost with it");
+  t.equal(await read(acc.metricsPort, 'acceptor_worker_restarts_total{reason="watchdog"}'), 1, 'one watchdog restart');
+});
