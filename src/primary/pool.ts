@@ -306,6 +306,10 @@ export class Pool {
 
   /** Rolling reload: per slot, start the new worker, wait until it is ready, then drain the old. */
   async reload(): Promise<void> {
+    // (Not filtering survives mutation, equivalent as far as a client can see: a worker draining
+    // as a reload starts is one the watchdog has just killed or whose channel failed; its exit
+    // follows within milliseconds, and the path for an old worker that died while its successor
+    // started leaves the slot one worker.)
     const old = [...this.records].filter((r) => r.state !== 'draining');
     for (const rec of old) {
       if (this.stopping) return;
