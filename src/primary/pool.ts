@@ -144,8 +144,9 @@ export class Pool {
       return;
     }
     if (msg.acceptor === 'fail') {
-      // (Calling it whenever survives mutation, equivalent: once a worker has been ready, the
-      // start's promise has settled and failing it does nothing.)
+      // Before any worker was ever ready only: the start waits for every worker, so one that fails
+      // to load after another has served would fail a start already serving (a handler that loads
+      // only once: load.test.ts).
       if (!this.everReady && !rec.candidate) this.hooks.failed?.(msg.error);
       return;
     }
@@ -251,7 +252,7 @@ export class Pool {
         // workers on a loaded machine. Emptying the list fails watchdog.test.ts.)
         this.ready = this.ready.filter((r) => r !== rec);
         rec.worker.process.kill('SIGKILL');
-      } else if (rec.state === 'ready' && silent > STALL_MS) {
+      } else if (rec.state === 'ready' && silent > STALL_MS) { // (`>=` survives likewise)
         this.log.warn({ slot: rec.slot, silentMs: silent }, 'worker stalled: no new connections for it');
         rec.state = 'stalled';
         this.ready = this.ready.filter((r) => r !== rec);
