@@ -1,14 +1,14 @@
 // `npm run bench`: every scenario against every strategy and baseline, in one run, side by side.
 import { availableParallelism } from 'node:os';
 import { fileURLToPath } from 'node:url';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import { ROOT } from './root.js';
 import { cannon } from './load/cannon.js';
 import { storm, percentile, newTally, type Tally } from './load/storm.js';
 import { sampler } from './sample.js';
 import { reconcile, serverDelta } from './accounting.js';
 import { benchCert, findNginx, startTarget, type Setup, type TargetSpec } from './targets.js';
-import { rmSync } from 'node:fs';
+import { existsSync, rmSync } from 'node:fs';
 import { ratios, table, writeReport, type Report, type RunResult, type Scenario } from './report.js';
 import { supportsReusePort } from '../src/options.js';
 
@@ -26,10 +26,14 @@ export interface BenchOptions {
   injectLoss: boolean;
   /** Each scenario runs every target this many times, interleaved; the median run is reported. */
   rounds: number;
+  /** A real app (its path) served by every target in place of the bench's handler. */
+  app: string | undefined;
 }
 
 const ALL_SCENARIOS: Scenario[] = ['keepalive', 'storm', 'tcp-storm', 'saturation', 'https-keepalive', 'https-storm'];
 const HTTPS: Scenario[] = ['https-keepalive', 'https-storm'];
+/** With --app: the scenarios that need no handler of the bench's own. */
+const APP_SCENARIOS: Scenario[] = ['keepalive', 'storm'];
 /** Targets that serve HTTPS: the acceptor's strategies, cluster rr and nginx (ssl). */
 const HTTPS_TARGETS = new Set(['handoff', 'round-robin', 'shared', 'handoff-ipc', 'cluster-rr', 'nginx']);
 
@@ -44,6 +48,9 @@ const USAGE = `Usage: npm run bench -- [options]
   --targets <a,b>            handoff,round-robin,shared,reuseport,handoff-no-metrics,handoff-ipc,node-http,cluster-rr,nginx (default: all)
   --nginx <path>             nginx binary (default: nginx on PATH or /usr/sbin/nginx; skipped with a reason if missing)
   --out <dir>                where results go (default bench/results)
+  --app <file>               a real app that listens on process.env.PORT (Express, Fastify, ...): the acceptor
+                             serves it as its argument, cluster rr runs it under plain node:cluster, node:http as
+                             \`node app.js\`; scenarios keepalive and storm (GET /)
 `;
 
 export function parseBenchArgs(argv: string[]): BenchOptions | 'help' {
@@ -59,6 +66,7 @@ export function parseBenchArgs(argv: string[]): BenchOptions | 'help' {
     out: join(ROOT, 'bench/results'),
     injectLoss: false,
     rounds: NaN,
+    app: undefined,
   };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i]!;
@@ -85,11 +93,16 @@ export function parseBenchArgs(argv: string[]): BenchOptions | 'help' {
     else if (a === '--nginx') o.nginx = next();
     else if (a === '--out') o.out = next();
     else if (a === '--rounds') o.rounds = Math.round(num());
-    else if (a === '--inject-loss') o.injectLoss = true; // for the harness's own test
+    else if (a === '--app') {
+      o.app = resolve(next());
+      if (!existsSync(o.app)) throw new Error(`invalid --app: no such file ${o.app}`);
+    } else if (a === '--inject-loss') o.injectLoss = true; // for the harness's own test
     else throw new Error(`unknown option ${a}`);
   }
   if (Number.isNaN(o.duration)) o.duration = o.quick ? 2 : 8;
   if (Number.isNaN(o.rounds)) o.rounds = o.quick ? 1 : 3;
+  // An app answers its own routes: only the scenarios that ask GET / of any HTTP server apply.
+  if (o.app) o.scenarios = o.scenarios.filter((s) => APP_SCENARIOS.includes(s));
   return o;
 }
 
@@ -127,10 +140,11 @@ function progress(done: number, total: number, label: string): void {
 async function runOne(o: BenchOptions, scenario: Scenario, t: TargetSpec, nginxPath: string | undefined, tls: Setup['tls']): Promise<RunResult> {
   const base: RunResult = { scenario, target: t.name, kind: t.kind, rate: 0, unit: scenario === 'tcp-storm' || scenario === 'saturation' ? 'conn/s' : 'req/s', p50: 0, p99: 0, p999: 0, attempts: 0, ok: 0, busy: 0, non2xx: 0, errors: emptyErrors(), peakRssMB: undefined };
   if (t.kind === 'acceptor' && t.strategy === 'reuseport' && !supportsReusePort()) return { ...base, skipped: `needs Node >= 22.12 (this is ${process.version})` };
+  if (t.kind === 'nginx' && o.app) return { ...base, skipped: 'nginx serves a static answer, not the app' };
   if (t.kind === 'nginx' && !nginxPath) return { ...base, skipped: (findNginx(o.nginx) as { missing: string }).missing };
   if (t.kind === 'nginx' && scenario === 'saturation') return { ...base, skipped: 'nginx cannot run the CPU handler; its static answer is not comparable' };
 
-  const setup = setupFor(o, scenario, tls);
+  const setup = { ...setupFor(o, scenario, tls), ...(o.app ? { app: o.app } : {}) };
   const target = await startTarget(t, setup, nginxPath);
   try {
     const stop = await sampler(target.metricsPort, target.pid);

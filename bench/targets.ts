@@ -28,6 +28,8 @@ export interface Setup {
   cpuMs: number;
   /** Serve HTTPS with this certificate (EC P-256, made by the bench). */
   tls?: { cert: string; key: string };
+  /** A real app (--app) served in place of the handler: it listens on process.env.PORT. */
+  app?: string;
 }
 
 /** A self-signed certificate for the HTTPS scenarios, in a fresh directory. */
@@ -84,7 +86,7 @@ function stopper(proc: ChildProcess): () => Promise<void> {
 }
 
 async function startAcceptor(t: TargetSpec, s: Setup): Promise<Running> {
-  const args = [CLI, '--host', '127.0.0.1', '--port', '0', '--metrics-port', '0', '--workers', String(s.workers), '--strategy', t.strategy!, '--backlog', String(s.backlog), '--max-connections', String(s.maxConnections), '--handler', handlerPath(s.handler), '--drain-timeout', '2s'];
+  const args = [CLI, '--host', '127.0.0.1', '--port', '0', '--metrics-port', '0', '--workers', String(s.workers), '--strategy', t.strategy!, '--backlog', String(s.backlog), '--max-connections', String(s.maxConnections), '--handler', s.app ?? handlerPath(s.handler), '--drain-timeout', '2s'];
   if (t.metrics === false) args.push('--no-metrics');
   if (t.transport) args.push('--transport', t.transport);
   if (s.tls) args.push('--tls-cert', s.tls.cert, '--tls-key', s.tls.key);
@@ -107,11 +109,32 @@ async function startAcceptor(t: TargetSpec, s: Setup): Promise<Running> {
 
 async function startBaseline(file: string, s: Setup): Promise<Running> {
   const proc = spawn(process.execPath, [join(ROOT, 'bench/baselines', file)], {
-    env: { ...process.env, HANDLER: handlerPath(s.handler), CPU_MS: String(s.cpuMs), WORKERS: String(s.workers), BACKLOG: String(s.backlog), PORT: '0', ...(s.tls ? { TLS_CERT: s.tls.cert, TLS_KEY: s.tls.key } : {}) },
+    env: { ...process.env, HANDLER: handlerPath(s.handler), CPU_MS: String(s.cpuMs), WORKERS: String(s.workers), BACKLOG: String(s.backlog), PORT: '0', HOST: '127.0.0.1', ...(s.app ? { APP: s.app } : {}), ...(s.tls ? { TLS_CERT: s.tls.cert, TLS_KEY: s.tls.key } : {}) },
     stdio: ['ignore', 'pipe', 'inherit'],
   });
   const l = await waitLine(proc, (x) => x.msg === 'listening');
   return { port: Number(l.port), metricsPort: undefined, pid: proc.pid!, stop: stopper(proc) };
+}
+
+/** The app (--app) as `node app.js` would run it: one process, listening on PORT. */
+async function startApp(app: string): Promise<Running> {
+  const port = await freePort();
+  const proc = spawn(process.execPath, [app], { env: { ...process.env, PORT: String(port), HOST: '127.0.0.1' }, stdio: ['ignore', 'ignore', 'inherit'] });
+  await untilConnects(port, proc, () => 'the app did not listen on PORT');
+  return { port, metricsPort: undefined, pid: proc.pid!, stop: stopper(proc) };
+}
+
+/** Resolves once `port` takes a connection; throws `why()` after 10 s or if `proc` exits. */
+async function untilConnects(port: number, proc: ChildProcess, why: () => string): Promise<void> {
+  const end = Date.now() + 10_000;
+  for (;;) {
+    const ok = await new Promise<boolean>((r) => {
+      const c = connect(port, '127.0.0.1', () => (c.destroy(), r(true))).on('error', () => r(false));
+    });
+    if (ok) return;
+    if (Date.now() > end || proc.exitCode !== null) throw new Error(why());
+    await new Promise((r) => setTimeout(r, 50));
+  }
 }
 
 /** The nginx binary, or why there is none. */
@@ -153,15 +176,7 @@ http {
 `,
   );
   const proc = spawn(bin, ['-p', dir, '-c', join(dir, 'nginx.conf')], { stdio: ['ignore', 'ignore', 'inherit'] });
-  const end = Date.now() + 10_000;
-  for (;;) {
-    const ok = await new Promise<boolean>((r) => {
-      const c = connect(port, '127.0.0.1', () => (c.destroy(), r(true))).on('error', () => r(false));
-    });
-    if (ok) break;
-    if (Date.now() > end || proc.exitCode !== null) throw new Error(`nginx did not start: ${readFileSync(join(dir, 'error.log'), 'utf8')}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
+  await untilConnects(port, proc, () => `nginx did not start: ${readFileSync(join(dir, 'error.log'), 'utf8')}`);
   const stop = stopper(proc);
   return {
     port,
@@ -176,7 +191,7 @@ http {
 
 export function startTarget(t: TargetSpec, s: Setup, nginx?: string): Promise<Running> {
   if (t.kind === 'acceptor') return startAcceptor(t, s);
-  if (t.kind === 'single') return startBaseline('single.mjs', s);
+  if (t.kind === 'single') return s.app ? startApp(s.app) : startBaseline('single.mjs', s);
   if (t.kind === 'cluster-rr') return startBaseline('cluster-rr.mjs', s);
   return startNginx(nginx!, s);
 }

@@ -53,8 +53,14 @@ export interface AcceptorOptions {
    * internal_error alert, which the client reports at once) or `reset`. Default `alert`.
    */
   tlsBusy: TlsBusy;
-  /** Module whose default export is the request (http) or connection (tcp) listener. */
+  /**
+   * The app: a module that starts its own server (listen() on $PORT), or exports a server, a
+   * `(req, res)` / `(socket)` listener, or an object with `fetch(request)`. Also the CLI's one
+   * positional argument. Default: the built-in app.
+   */
   handler: string | undefined;
+  /** Milliseconds a worker's app may take to load and start serving. Default 30000. */
+  startTimeout: number;
   /** Serve /metrics at all. Default true. */
   metrics: boolean;
   /** Address of the /metrics listener. Default 127.0.0.1 (loopback only). */
@@ -162,12 +168,6 @@ function existingFile(raw: string, flag: string): string {
   return abs;
 }
 
-function handlerPath(raw: string, flag: string): string {
-  const abs = resolve(text(raw, flag));
-  if (!existsSync(abs)) throw new OptionError(flag, `invalid --${flag} ${JSON.stringify(raw)}: no such file ${abs}`);
-  return abs;
-}
-
 function unescape(raw: string): string {
   return raw.replace(/\\r/g, '\r').replace(/\\n/g, '\n').replace(/\\t/g, '\t');
 }
@@ -190,7 +190,8 @@ export const SPECS: { [K in keyof AcceptorOptions]: Spec<K> }[keyof AcceptorOpti
   { key: 'tlsCa', flag: 'tls-ca', arg: '<pem>', help: 'intermediate certificates sent after --tls-cert', def: () => undefined, defHelp: 'none', parse: existingFile },
   { key: 'http2', flag: 'http2', arg: '<bool>', help: 'over TLS, offer HTTP/2 by ALPN besides HTTP/1.1 (--no-http2: HTTP/1.1 only)', def: () => true, defHelp: 'true', parse: bool, boolean: true },
   { key: 'tlsBusy', flag: 'tls-busy', arg: '<alert|reset>', help: 'how a refused TLS client is told busy: a TLS internal_error alert, or a TCP reset', def: () => 'alert', defHelp: 'alert', parse: oneOf<TlsBusy>('alert', 'reset') },
-  { key: 'handler', flag: 'handler', arg: '<module>', help: 'module whose default export is the (req, res) or (socket) listener', def: () => undefined, defHelp: 'built-in app', parse: handlerPath },
+  { key: 'handler', flag: 'handler', arg: '<module>', help: 'the app (also the one positional argument): a server.js that calls listen(), or one exporting a server, a (req, res) or (socket) listener, or { fetch }', def: () => undefined, defHelp: 'built-in app', parse: existingFile },
+  { key: 'startTimeout', flag: 'start-timeout', arg: '<dur>', help: "time a worker's app may take to load and listen before the start fails", def: () => 30_000, defHelp: '30s', parse: duration(1) },
   { key: 'metrics', flag: 'metrics', arg: '<bool>', help: 'serve Prometheus /metrics (--no-metrics turns it off)', def: () => true, defHelp: 'true', parse: bool, boolean: true },
   { key: 'metricsHost', flag: 'metrics-host', arg: '<addr>', help: 'address of the /metrics listener', def: () => '127.0.0.1', defHelp: '127.0.0.1', parse: text },
   { key: 'metricsPort', flag: 'metrics-port', arg: '<n>', help: 'port of the /metrics listener (0 = any free port)', def: () => 9464, defHelp: '9464', parse: int(0, 65535) },
@@ -283,10 +284,18 @@ function check(spec: (typeof SPECS)[number], value: unknown): unknown {
 /** Parses argv (without node and script). Returns the overrides, or 'help'. */
 export function parseArgv(argv: string[]): Partial<AcceptorOptions> | 'help' | 'version' {
   const out: Record<string, unknown> = {};
+  let positional = false;
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i]!;
     if (arg === '--help' || arg === '-h') return 'help';
     if (arg === '--version') return 'version';
+    if (!arg.startsWith('-') && arg !== '') {
+      // The app, as `acceptor ./server.js`: the same as --handler, given once.
+      if (out.handler !== undefined || positional) throw new OptionError('handler', `invalid argument ${JSON.stringify(arg)}: the app (--handler) is given once`);
+      positional = true;
+      out.handler = existingFile(arg, 'handler');
+      continue;
+    }
     const m = /^--(no-)?([a-z][a-z0-9-]*)(?:=(.*))?$/s.exec(arg);
     if (!m) throw new OptionError(arg, `unexpected argument ${JSON.stringify(arg)} (see --help)`);
     const [, no, flag, inline] = m as unknown as [string, string | undefined, string, string | undefined];
@@ -304,6 +313,7 @@ export function parseArgv(argv: string[]): Partial<AcceptorOptions> | 'help' | '
       else if (next === undefined) throw new OptionError(flag, `missing value for --${flag}`);
       else raw = argv[++i];
     }
+    if (spec.key === 'handler' && out.handler !== undefined) throw new OptionError('handler', 'invalid --handler: the app is given once (as --handler or as the argument)');
     out[spec.key] = spec.parse(raw!, flag);
   }
   return out as Partial<AcceptorOptions>;
@@ -314,7 +324,7 @@ export function helpText(): string {
   const w = Math.max(...rows.map((r) => r[0]!.length));
   const lines = rows.map(([f, h, d]) => `  ${f!.padEnd(w)}  ${h} (default: ${d})`);
   return [
-    'Usage: acceptor [options]',
+    'Usage: acceptor [options] [app.js]',
     '',
     'Binds the endpoint in a primary process and fans connections out to worker processes.',
     'With the default strategy, once every worker holds --max-connections, up to --backlog',

@@ -1,4 +1,5 @@
-// Baseline: plain node:cluster, round-robin (Node's default on Linux), WORKERS workers, same handler.
+// Baseline: plain node:cluster, round-robin (Node's default on Linux), WORKERS workers, same handler;
+// or, with APP, that app itself, unchanged: each worker imports it and it listens on PORT.
 import cluster from 'node:cluster';
 import { createServer } from 'node:http';
 import { createServer as createHttpsServer } from 'node:https';
@@ -17,6 +18,8 @@ if (cluster.isPrimary) {
     for (const w of Object.values(cluster.workers)) w.process.kill('SIGKILL');
     process.exit(0);
   });
+} else if (process.env.APP) {
+  await import(pathToFileURL(process.env.APP).href);
 } else {
   const handler = (await import(pathToFileURL(process.env.HANDLER).href)).default;
   // HTTPS (the bench's TLS scenarios) when TLS_CERT and TLS_KEY are set.

@@ -135,7 +135,8 @@ export class Handoff<C> implements Sink<C> {
   onExit(w: WorkerRecord): void {
     const { back, closed } = this.transport.detach(w);
     w.active -= closed + back.length;
-    this.counters.errors.worker_exit += w.active - w.unsent;
+    // Cut at the end of the drain's time (a WebSocket the app did not close), or lost in a death.
+    this.counters.errors[w.drainTimedOut ? 'drain_timeout' : 'worker_exit'] += w.active - w.unsent;
     w.active = 0;
     this.requeue(back);
     this.flushIfNoWorker();

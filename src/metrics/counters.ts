@@ -3,8 +3,8 @@
 import { REJECT_REASONS } from '../admission/busy.js';
 
 /** Connections that ended in error rather than served or refused (label `reason`). */
-export type ErrorReason = 'worker_exit' | 'handoff_failed' | 'accept_failed' | 'bad_request' | 'client_reset' | 'timeout' | 'handler_error' | 'tls_handshake';
-export const ERROR_REASONS: readonly ErrorReason[] = ['worker_exit', 'handoff_failed', 'accept_failed', 'bad_request', 'client_reset', 'timeout', 'handler_error', 'tls_handshake'];
+export type ErrorReason = 'worker_exit' | 'drain_timeout' | 'handoff_failed' | 'accept_failed' | 'bad_request' | 'client_reset' | 'timeout' | 'handler_error' | 'tls_handshake';
+export const ERROR_REASONS: readonly ErrorReason[] = ['worker_exit', 'drain_timeout', 'handoff_failed', 'accept_failed', 'bad_request', 'client_reset', 'timeout', 'handler_error', 'tls_handshake'];
 
 /** Why a worker was replaced (label `reason` of acceptor_worker_restarts_total). */
 export type RestartReason = 'crash' | 'startup' | 'watchdog' | 'reload';

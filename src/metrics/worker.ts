@@ -19,7 +19,7 @@ export interface WorkerMetrics {
   handshake: Histogram | undefined;
 }
 
-export function workerRegistry(slot: number, counters: Counters, open: () => number, handled: () => number, tls = false): WorkerMetrics {
+export function workerRegistry(slot: number, counters: Counters, open: () => number, handled: () => number, tls: boolean, upgraded: () => number): WorkerMetrics {
   const register = new Registry();
   const registers = [register];
   const worker = String(slot);
@@ -39,6 +39,15 @@ export function workerRegistry(slot: number, counters: Counters, open: () => num
     registers,
     collect() {
       this.set({ worker }, open());
+    },
+  });
+  new Gauge({
+    name: 'acceptor_worker_upgraded_connections',
+    help: 'Open connections per worker that were upgraded (WebSocket) or tunnelled (CONNECT); counted in acceptor_worker_connections too.',
+    labelNames: [LABEL_WORKER],
+    registers,
+    collect() {
+      this.set({ worker }, upgraded());
     },
   });
   const dispatch = new Histogram({

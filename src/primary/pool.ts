@@ -29,6 +29,8 @@ export interface WorkerRecord {
   retiring?: RestartReason | 'shutdown';
   /** A reload's new worker: if it dies before ready, the old one keeps the slot; no replacement. */
   candidate: boolean;
+  /** Killed at the end of --drain-timeout: what it still held is counted `drain_timeout`. */
+  drainTimedOut?: boolean;
   onReady?: () => void;
   onEarlyExit?: () => void;
 }
@@ -112,7 +114,8 @@ export class Pool {
     const link = this.hooks.link?.();
     // Settings are read at fork time: this worker's own channel, if the transport has one.
     cluster.setupPrimary({ stdio: link ? [0, 1, 2, 'ipc', link.fd] : undefined });
-    const worker = cluster.fork({ ACCEPTOR_WORKER_CONFIG: JSON.stringify({ ...this.config, slot } satisfies WorkerConfig) });
+    // PORT and HOST: an app's `listen(process.env.PORT)` lands on the acceptor's endpoint.
+    const worker = cluster.fork({ ACCEPTOR_WORKER_CONFIG: JSON.stringify({ ...this.config, slot } satisfies WorkerConfig), PORT: String(this.config.port), HOST: this.config.address });
     const now = Date.now();
     const rec: WorkerRecord = { slot, worker, state: 'starting', active: 0, unsent: 0, startedAt: now, readyAt: 0, lastBeat: now, gone: false, candidate };
     this.records.add(rec);
@@ -295,6 +298,7 @@ export class Pool {
     const kill = setTimeout(() => {
       this.log.warn({ slot: rec.slot, active: rec.active }, 'drain timeout; killing worker');
       killed = true;
+      rec.drainTimedOut = true;
       rec.worker.process.kill('SIGKILL');
     }, this.opts.drainTimeout);
     const killedAtEnd = gone.then(() => {

@@ -5,9 +5,9 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { createServer as createHttpsServer } from 'node:https';
 import { createSecureServer, type Http2ServerRequest, type Http2ServerResponse, type Http2Session } from 'node:http2';
-import type { Socket } from 'node:net';
+import type { Server as NetServer, Socket } from 'node:net';
 import { socketErrorReason, tlsSocketOf, type Credentials } from './tls.js';
-import type { HttpHandler } from '../handler/load.js';
+import type { HttpHandler, UpgradeHandler } from '../handler/load.js';
 import type { Logger } from '../log.js';
 import type { AcceptorOptions } from '../options.js';
 import { countOnce, type Counters } from '../metrics/counters.js';
@@ -27,7 +27,7 @@ export interface HttpServing {
 type Request = IncomingMessage | Http2ServerRequest;
 type Response = ServerResponse | Http2ServerResponse;
 
-export function createHttp(handler: HttpHandler, opts: AcceptorOptions, counters: Counters, log: Logger, credentials?: Credentials): HttpServing {
+export function createHttp(handler: HttpHandler, opts: AcceptorOptions, counters: Counters, log: Logger, credentials: Credentials | undefined, upgrade: UpgradeHandler | undefined, upgraded: Set<Socket>): HttpServing {
   let draining = false;
 
   const fail = (err: unknown, req: Request, res: Response): void => {
@@ -84,29 +84,25 @@ export function createHttp(handler: HttpHandler, opts: AcceptorOptions, counters
   }
   // No server.timeout: --idle-timeout is the worker's sweep (idle.ts), free per request.
   server.timeout = 0;
-  server.on('clientError', (err: NodeJS.ErrnoException, socket: Socket) => {
-    // (`?? ''` made any other string survives: an error without a code is a 400 either way.)
-    const code = err.code ?? '';
-    // Over TLS a failed handshake reaches here too (node:http2 passes its socket errors on).
-    if (socketErrorReason(err) === 'tls_handshake') {
-      countOnce(counters, socket, 'tls_handshake');
-      socket.destroy();
-      return;
-    }
-    // A socket error (ECONNRESET, EPIPE, …) has destroyed the socket before this runs; a parse
-    // error or a timeout has not. (Those codes were tested here too, but never decided anything:
-    // the mutation run showed it, and the check is gone.)
-    if (!socket.writable) {
-      countOnce(counters, socket, 'client_reset');
-      socket.destroy();
-      return;
-    }
-    const status = CLIENT_ERROR[code] ?? '400 Bad Request';
-    countOnce(counters, socket, code === 'ERR_HTTP_REQUEST_TIMEOUT' ? 'timeout' : 'bad_request');
-    log.debug({ code, status }, 'client error'); // (debug: no test reads it; its mutants survive)
-    socket.end(`HTTP/1.1 ${status}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n`);
-    socket.destroySoon();
-  });
+  countClientErrors(server, counters, log);
+  if (upgrade) {
+    // Its own 'upgrade' listener: node:http then hands the socket over and stops parsing it, so no
+    // request timeout ever writes a 408 into a WebSocket stream.
+    server.on('upgrade', (req: IncomingMessage, socket: Socket, head: Buffer) => {
+      markUpgraded(upgraded, socket);
+      try {
+        const r = upgrade(req, socket, head) as Promise<unknown> | undefined;
+        if (r && typeof r.then === 'function') r.then(undefined, (err: unknown) => upgradeFailed(err, socket));
+      } catch (err) {
+        upgradeFailed(err, socket);
+      }
+    });
+  }
+  const upgradeFailed = (err: unknown, socket: Socket): void => {
+    countOnce(counters, socket, 'handler_error');
+    log.error({ err }, 'upgrade handler failed');
+    socket.destroy();
+  };
   // node:http tracks connections (headersTimeout, requestTimeout, closeIdleConnections) only
   // from 'listening' on; this server never binds, so start that tracking by hand.
   server.emit('listening');
@@ -118,10 +114,68 @@ export function createHttp(handler: HttpHandler, opts: AcceptorOptions, counters
       server.closeIdleConnections();
       // HTTP/2: GOAWAY; streams in flight finish, then the session closes.
       for (const s of sessions) s.close();
-      for (const s of sockets) {
-        const res = ((tlsSocketOf(s) ?? s) as Socket & { _httpMessage?: ServerResponse })._httpMessage;
-        if (res && !res.headersSent) res.shouldKeepAlive = false;
-      }
+      endKeepAlive(sockets);
     },
   };
+}
+
+/**
+ * Counts malformed requests and timeouts (node:http's 'clientError') and, where `answers()`, answers
+ * them as node:http would: 400, 408 or 431, then closes.
+ */
+export function countClientErrors(server: Server, counters: Counters, log: Logger, answers: () => boolean = () => true): void {
+  // First, so that a socket an app's own listener ends is still counted under its cause.
+  server.prependListener('clientError', (err: NodeJS.ErrnoException, socket: Socket) => {
+    // (`?? ''` made any other string survives: an error without a code is a 400 either way.)
+    const code = err.code ?? '';
+    // Over TLS a failed handshake reaches here too (node:http2 passes its socket errors on).
+    if (socketErrorReason(err) === 'tls_handshake') {
+      countOnce(counters, socket, 'tls_handshake');
+      if (answers()) socket.destroy();
+      return;
+    }
+    // A socket error (ECONNRESET, EPIPE, …) has destroyed the socket before this runs; a parse
+    // error or a timeout has not. (Those codes were tested here too, but never decided anything:
+    // the mutation run showed it, and the check is gone.)
+    if (!socket.writable) {
+      countOnce(counters, socket, 'client_reset');
+      if (answers()) socket.destroy();
+      return;
+    }
+    countOnce(counters, socket, code === 'ERR_HTTP_REQUEST_TIMEOUT' ? 'timeout' : 'bad_request');
+    // An app that listens for 'clientError' answers it itself.
+    if (!answers()) return;
+    const status = CLIENT_ERROR[code] ?? '400 Bad Request';
+    log.debug({ code, status }, 'client error'); // (debug: no test reads it; its mutants survive)
+    socket.end(`HTTP/1.1 ${status}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n`);
+    socket.destroySoon();
+  });
+}
+
+/** Responses in flight on `sockets` are the last on their connection (Connection: close). */
+export function endKeepAlive(sockets: Iterable<Socket>): void {
+  for (const s of sockets) {
+    const res = ((tlsSocketOf(s) ?? s) as Socket & { _httpMessage?: ServerResponse })._httpMessage;
+    if (res && !res.headersSent) res.shouldKeepAlive = false;
+  }
+}
+
+/**
+ * Adds each connection `server` upgrades (WebSocket: 'upgrade'; 'connect' tunnels) to `upgraded`
+ * until it closes, by the connection the worker was given (under TLS, the one the TLS socket
+ * wraps). Seen on `emit`: a listener of our own for 'upgrade' would make node:http upgrade
+ * requests the app does not handle.
+ */
+export function trackUpgrades(server: NetServer, upgraded: Set<Socket>): void {
+  const emit = server.emit;
+  server.emit = function (this: NetServer, event: string | symbol, ...args: unknown[]): boolean {
+    if (event === 'upgrade' || event === 'connect') markUpgraded(upgraded, args[1] as Socket);
+    return (emit as (e: string | symbol, ...a: unknown[]) => boolean).call(this, event, ...args);
+  } as typeof server.emit;
+}
+
+function markUpgraded(upgraded: Set<Socket>, s: Socket): void {
+  const raw = (s as { _parent?: Socket })._parent ?? s;
+  upgraded.add(raw);
+  raw.once('close', () => upgraded.delete(raw));
 }

@@ -2,13 +2,17 @@
 // accepts itself (round-robin / shared / reuseport), reports closes and heartbeats, drains.
 import { createServer as createNetServer, type Socket } from 'node:net';
 import { createLogger } from '../log.js';
-import { loadError, loadHandler } from '../handler/load.js';
+import { AppError, loadApp, loadError, type App, type TcpHandler } from '../handler/load.js';
+import { ListenInterceptor } from '../handler/listen.js';
+import { divertShutdownSignals } from '../handler/signals.js';
+import { fetchListener } from '../handler/fetch.js';
+import { serveAppServer, type AppServing } from './app-server.js';
 import { busyFor, makeRefuse } from '../admission/busy.js';
 import { Counters, countOnce } from '../metrics/counters.js';
 import { workerRegistry } from '../metrics/worker.js';
 import { clock } from '../clock.js';
 import { asSocket, type Conn } from '../dispatch/accept.js';
-import { createHttp } from './http.js';
+import { createHttp, type HttpServing } from './http.js';
 import { sweepIdle } from './idle.js';
 import { HEARTBEAT_MS, type FromWorker, type ToWorker, type WorkerConfig } from './protocol.js';
 import { receiveHandoffs, type HandoffChannel } from './fdpass.js';
@@ -37,6 +41,10 @@ async function failStart(error: string, fields: object): Promise<never> {
   return new Promise(() => {});
 }
 
+// From here on, signals sent to the whole process group are ignored (the primary drains the
+// workers), and the app's own listeners for them are kept for the drain.
+const shutdown = divertShutdownSignals();
+
 // Read by every new worker: a reload picks up certificate files rotated in place. One that no
 // longer loads fails this worker's start, and the reload keeps the old workers serving.
 let credentials: Credentials | undefined;
@@ -46,19 +54,41 @@ try {
   await failStart((err as Error).message, { err });
 }
 
-let handler;
+let refused = false;
+// The app's listen() calls, from its import on: served on the acceptor's endpoint, never bound.
+const intercept = opts.handler === undefined ? undefined : new ListenInterceptor(
+  { address: config.address, port: config.port },
+  (error) => {
+    refused = true;
+    void failStart(`cannot serve app ${opts.handler}: ${error}`, { handler: opts.handler });
+  },
+  (host) => log.info({ host }, "a second server of the app listens on the acceptor's port for another address; the first one is given every connection"),
+);
+intercept?.install();
+
+let app: App;
 try {
-  handler = await loadHandler(opts.handler, opts.protocol);
+  app = await loadApp(opts.handler, opts.protocol, intercept, opts.startTimeout);
 } catch (err) {
-  await failStart(`cannot load handler ${opts.handler}: ${loadError(opts.handler!, err)}`, { handler: opts.handler, err });
+  const why = err instanceof AppError ? err.message : loadError(opts.handler!, err);
+  app = await failStart(`cannot load handler ${opts.handler}: ${why}`, { handler: opts.handler, err });
 }
+// A listen the acceptor cannot serve has failed the start: the process is on its way out.
+if (refused) await new Promise(() => {});
+// An exported server listens as a started one does (its `listening` event, address()).
+if (app.form === 'server' && !app.server.listening) app.server.listen();
+if (opts.handler !== undefined) log.info({ handler: opts.handler, form: app.form === 'server' ? `server (${app.via === 'listen' ? 'listen()' : 'exported'})` : app.form, appHost: intercept?.host }, 'app loaded');
 
 const sockets = new Set<Socket>();
+/** Connections upgraded (WebSocket, CONNECT) and still open: they keep their slot until they close. */
+const upgraded = new Set<Socket>();
 let draining = false;
+/** The app's shutdown listeners ran at the drain: it ends the process when it is done. */
+let appOwnsExit = false;
 let closedUnreported = 0;
 let handled = 0;
 // With --no-metrics there is no registry at all: no collectors, no histogram on the hand-off path.
-const metrics = opts.metrics ? workerRegistry(slot, counters, () => sockets.size, () => handled, credentials !== undefined) : undefined;
+const metrics = opts.metrics ? workerRegistry(slot, counters, () => sockets.size, () => handled, credentials !== undefined, () => upgraded.size) : undefined;
 const handoff = opts.strategy === 'handoff';
 
 sweepIdle(sockets, opts.idleTimeout, (socket) => {
@@ -66,17 +96,31 @@ sweepIdle(sockets, opts.idleTimeout, (socket) => {
   socket.destroy();
 });
 
-const http = opts.protocol === 'http' ? createHttp(handler as Parameters<typeof createHttp>[0], opts, counters, log, credentials) : undefined;
-const tcpHandler = handler as (s: Socket) => unknown;
-// TLS: connections go to the TLS server, and what it decrypts to the handler.
-const tlsServer = credentials && !http ? createTlsServer({ cert: credentials.cert, key: credentials.key }, (s) => serveTcp(s)) : undefined;
+const handlerFailed = (err: unknown): void => {
+  counters.errors.handler_error++;
+  log.error({ err }, 'handler failed');
+};
+let appServer: AppServing | undefined;
+let http: HttpServing | undefined;
+try {
+  if (app.form === 'server') appServer = serveAppServer(app.server, opts.protocol, counters, log, credentials, upgraded);
+  else if (app.form === 'fetch') {
+    if (opts.protocol !== 'http') throw new AppError('the app exports fetch(request), which serves HTTP, but --protocol is tcp');
+    http = createHttp(fetchListener(app.fetch, handlerFailed), opts, counters, log, credentials, app.upgrade, upgraded);
+  } else if (opts.protocol === 'http') http = createHttp(app.listener as Parameters<typeof createHttp>[0], opts, counters, log, credentials, app.upgrade, upgraded);
+} catch (err) {
+  await failStart(`cannot serve app ${opts.handler}: ${(err as Error).message}`, { handler: opts.handler });
+}
+const tcpHandler = app.form === 'listener' ? (app.listener as TcpHandler) : undefined;
+// TLS: connections go to the TLS server, and what it decrypts to the handler or the app's server.
+const tlsServer = appServer?.tlsServer ?? (credentials && !http ? createTlsServer({ cert: credentials.cert, key: credentials.key }, (s) => serveTcp(s)) : undefined);
 const tls = credentials ? terminateTls((http?.server ?? tlsServer) as TlsServer, counters, metrics?.handshake, log) : undefined;
 
 function serveTcp(socket: Socket): void {
   // Counted here, and never an uncaught exception when the handler attaches no listener of its own.
   socket.on('error', (err: NodeJS.ErrnoException) => countOnce(counters, socket, socketErrorReason(err)));
   try {
-    tcpHandler(socket);
+    tcpHandler!(socket);
   } catch (err) {
     countOnce(counters, socket, 'handler_error');
     log.error({ err }, 'handler failed');
@@ -110,7 +154,7 @@ function onClose(this: Socket): void {
   // (Reporting in every strategy survives mutation, equivalent: without a dispatcher the primary
   // ignores the report.)
   if (handoff) reportClosed();
-  if (draining && sockets.size === 0) exitDrained();
+  if (draining && sockets.size === 0) drained();
 }
 
 function serve(socket: Socket): void {
@@ -118,6 +162,7 @@ function serve(socket: Socket): void {
   sockets.add(socket);
   socket.on('close', onClose);
   if (tls) tls(socket);
+  else if (appServer) appServer.take(socket);
   else if (http) http.server.emit('connection', socket);
   else serveTcp(socket);
 }
@@ -140,11 +185,13 @@ if (!handoff) {
     log.fatal({ err, address: config.address, port: config.port }, 'worker cannot listen');
     process.exit(1);
   });
+  // The worker's own listen, past the app's interception.
+  const listen = (o: object, cb: () => void): void => (intercept ? intercept.listenOwn(listener!, o, cb) : void listener!.listen(o, cb));
   await new Promise<void>((resolve) =>
     // An inherited socket (systemd): node:cluster opens it in the primary from the same number.
     config.fd !== undefined
-      ? listener!.listen({ fd: config.fd }, resolve)
-      : listener!.listen({ host: config.address, port: config.port, backlog: config.listenBacklog, exclusive: reusePort, ...(reusePort ? { reusePort: true } : {}) }, resolve),
+      ? listen({ fd: config.fd }, resolve)
+      : listen({ host: config.address, port: config.port, backlog: config.listenBacklog, exclusive: reusePort, ...(reusePort ? { reusePort: true } : {}) }, resolve),
   );
 }
 
@@ -184,14 +231,43 @@ function drain(): void {
   // equivalent.
   if (draining) return;
   draining = true;
-  log.info({ open: sockets.size }, 'draining');
+  log.info({ open: sockets.size, upgraded: upgraded.size }, 'draining');
   listener?.close();
+  // The app's own graceful shutdown, as under PM2 or Kubernetes: its SIGTERM (or SIGINT)
+  // listeners run; then it owns its exit, and this worker ends when it has closed everything.
+  appOwnsExit = shutdown.emit((err) => log.error({ err }, "the app's shutdown listener failed"));
   http?.drain(sockets);
-  if (sockets.size === 0) exitDrained();
+  appServer?.drain(sockets, appOwnsExit);
+  if (sockets.size === 0) drained();
 }
+
+let exitScheduled = false;
+/**
+ * The last connection has closed: exit after this turn, so that what its close set off runs first
+ * (the app's server emits 'close' on the next tick, and its listeners are the app's shutdown).
+ */
+function drained(): void {
+  if (exitScheduled) return;
+  exitScheduled = true;
+  setImmediate(() => {
+    exitScheduled = false;
+    // A hand-off already on its way when the drain began is served first.
+    if (sockets.size === 0) exitDrained();
+  });
+}
+
 
 function exitDrained(): void {
   // The last close report must reach the primary before the process goes.
+  if (appOwnsExit) {
+    // The app may still be closing what its shutdown listener began (a database pool, say): the
+    // process ends when it has, or when the app exits. The channel no longer keeps it alive.
+    log.info('drained; the app exits when its shutdown is done');
+    flushClosed();
+    fdpass?.flushSync(1000);
+    process.channel?.unref();
+    return;
+  }
   log.info('drained; exiting');
   // (Without this block the reports would go as an IPC 'd', which the primary also takes, and
   // any left in the channel would be lost with the worker, whose exit frees its slots anyway: the
@@ -215,7 +291,4 @@ function exitDrained(): void {
 setInterval(() => send({ acceptor: 'hb' }), HEARTBEAT_MS).unref();
 // The primary gone (the channel closed): node:cluster's worker exits by itself (cluster/child.js,
 // 'disconnect'), in every strategy and with requests in flight; cli.test.ts checks all three.
-// Ctrl-C, a closed terminal and systemd's default stop signal the whole process group; a worker
-// that died of it would cut its in-flight requests. The primary drains the workers instead.
-for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) process.on(signal, () => {});
 send({ acceptor: 'ready' });

@@ -64,3 +64,17 @@ t.test('bench options', async (t) => {
   t.equal((parseBenchArgs([]) as BenchOptions).duration, 8);
   t.equal((parseBenchArgs([]) as BenchOptions).rounds, 3);
 });
+
+t.test('--app: the same app on the acceptor, under plain node:cluster and as `node app.js`; only its scenarios', async (t) => {
+  const app = fileURLToPath(new URL('../fixtures/apps/express.mjs', import.meta.url));
+  t.throws(() => parseBenchArgs(['--app', '/no/such/app.js']), /invalid --app: no such file \/no\/such\/app\.js/);
+  const o = opts(t, ['--app', app, '--targets', 'handoff,cluster-rr,node-http,nginx']);
+  t.same(o.scenarios, ['keepalive', 'storm'], 'the scenarios that ask any HTTP server GET /');
+  const { report, mismatches } = await bench({ ...o, scenarios: ['storm'] });
+  t.same(mismatches, [], 'books balance');
+  for (const target of ['handoff', 'cluster rr', 'node:http']) {
+    const r = report.runs.find((x) => x.target === target)!;
+    t.ok(r.ok > 0 && r.ok === r.attempts, `${target}: served the app (${r.ok} of ${r.attempts})`);
+  }
+  t.equal(report.runs.find((x) => x.target === 'nginx')!.skipped, 'nginx serves a static answer, not the app');
+});

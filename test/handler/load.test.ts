@@ -5,12 +5,12 @@ import { join } from 'node:path';
 import { start, run, fixture, tagged, until, workerPids, startThenBreakHandler, type LogLine } from '../helpers/cli.js';
 import { get, rawClient, rawRequest } from '../helpers/http.js';
 import { read } from '../helpers/metrics.js';
-import { loadHandler, stripsTypes } from '../../src/handler/load.js';
+import { loadApp, stripsTypes } from '../../src/handler/load.js';
 import { builtinHttp, builtinTcp } from '../../src/handler/builtin.js';
 
 t.test('no --handler gives the built-in apps', async (t) => {
-  t.equal(await loadHandler(undefined, 'http'), builtinHttp);
-  t.equal(await loadHandler(undefined, 'tcp'), builtinTcp);
+  t.same(await loadApp(undefined, 'http', undefined, 1000), { form: 'listener', listener: builtinHttp });
+  t.same(await loadApp(undefined, 'tcp', undefined, 1000), { form: 'listener', listener: builtinTcp });
 });
 
 t.test('built-in http app routes', async (t) => {
@@ -42,12 +42,35 @@ t.test('a handler that throws at load fails the start: exit 1, one line naming t
   t.same(r.left, [], 'no process left');
 });
 
-t.test('a module with only named exports fails the start and says what it exports', async (t) => {
-  const r = await failedStart(t, fixture('named-only.mjs'));
+const FORMS_HTTP = 'call listen() on process.env.PORT, or export default a server, a (req, res) listener or an object with fetch(request)';
+
+t.test('a module that exports something else and does not listen fails the start at once: what it exports, and the four forms', async (t) => {
+  const path = fixture('named-only.mjs');
+  const r = await failedStart(t, path);
   t.equal(r.code, 1);
-  t.match(r.line, /^acceptor: cannot load handler .*named-only\.mjs: no default export function \(got undefined; the module exports handler\): export default a \(req, res\) listener$/);
-  t.equal(r.line.split('\n').length, 1, 'one line');
-  await t.rejects(loadHandler(fixture('no-default.mjs'), 'http'), { message: /no default export function \(got undefined; the module exports notAHandler\)/ });
+  t.equal(r.line, `acceptor: cannot load handler ${path}: the module exports no default and handler, and did not call listen(): ${FORMS_HTTP}`);
+  await t.rejects(loadApp(fixture('no-default.mjs'), 'http', undefined, 1000), { message: `the module exports no default and notAHandler, and did not call listen(): ${FORMS_HTTP}` });
+  await t.rejects(loadApp(fixture('apps/default-number.mjs'), 'http', undefined, 1000), { message: `the module exports a default number, and did not call listen(): ${FORMS_HTTP}` });
+  await t.rejects(loadApp(fixture('apps/default-object.mjs'), 'tcp', undefined, 1000), { message: 'the module exports a default object (Router) and routes, and did not call listen(): call listen() on process.env.PORT, or export default a server or a (socket) listener' });
+});
+
+t.test('a syntax error names the file, line and column, as node does, for an ES module and CommonJS alike', async (t) => {
+  for (const [file, line] of [['apps/syntax-error.mjs', 3], ['apps/syntax-error.cjs', 3]] as const) {
+    const r = await failedStart(t, fixture(file));
+    t.equal(r.code, 1);
+    t.equal(r.line, `acceptor: cannot load handler ${fixture(file)}: missing ) after argument list (${fixture(file)}:${line}:11)`, file);
+  }
+});
+
+t.test('what a module exports decides its form', async (t) => {
+  const express = await loadApp(fixture('apps/express-export.mjs'), 'http', undefined, 5000);
+  t.equal(express.form, 'listener', 'Express: a function');
+  t.equal((await loadApp(fixture('apps/hono-export.mjs'), 'http', undefined, 5000)).form, 'fetch', 'Hono: fetch');
+  t.equal((await loadApp(fixture('apps/koa-export.mjs'), 'http', undefined, 5000)).form, 'listener', "Koa: its callback()");
+  t.match(await loadApp(fixture('apps/fastify-export.mjs'), 'http', undefined, 5000), { form: 'server', via: 'export' }, "Fastify: its server");
+  t.match(await loadApp(fixture('apps/server-export.mjs'), 'http', undefined, 5000), { form: 'server', via: 'export' });
+  const upgrade = await loadApp(fixture('apps/ws-upgrade-export.mjs'), 'http', undefined, 5000);
+  t.same([upgrade.form, typeof (upgrade as { upgrade?: unknown }).upgrade], ['listener', 'function'], 'the upgrade export is taken');
 });
 
 t.test("tsc's CommonJS output (exports.default) is a handler", async (t) => {

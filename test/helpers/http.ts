@@ -73,17 +73,22 @@ export function requestOn<S extends Socket>(socket: S, ready: 'connect' | 'secur
 
 /** One request through node:http with a fresh connection. */
 export function get(port: number, path = '/', host = '127.0.0.1', headers: Record<string, string> = {}): Promise<{ status: number; body: string; headers: Record<string, string | string[] | undefined> }> {
+  return send(port, 'GET', path, undefined, headers, host);
+}
+
+/** One request with `body` (if any) through node:http, on a fresh connection closed after it. */
+export function send(port: number, method: string, path: string, body?: string, headers: Record<string, string> = {}, host = '127.0.0.1'): Promise<{ status: number; body: string; headers: Record<string, string | string[] | undefined> }> {
   return new Promise((resolve, reject) => {
-    const req = request({ host, port, path, agent: false, headers: { connection: 'close', ...headers } }, (res) => {
-      let body = '';
+    const req = request({ host, port, path, method, agent: false, headers: { connection: 'close', ...headers } }, (res) => {
+      let text = '';
       res.setEncoding('utf8');
-      res.on('data', (d: string) => (body += d));
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, body, headers: res.headers }));
+      res.on('data', (d: string) => (text += d));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, body: text, headers: res.headers }));
       res.on('error', reject);
     });
     req.on('error', reject);
     req.setTimeout(10_000, () => req.destroy(new Error('client timeout')));
-    req.end();
+    req.end(body);
   });
 }
 

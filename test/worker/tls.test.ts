@@ -315,3 +315,27 @@ t.test('an HTTP/2 session that starts after the drain began gets GOAWAY at once;
   t.equal((await acc.exited).code, 0, 'drained without waiting for the drain timeout');
   t.ok(Date.now() - t0 < 10_000, `exited after ${Date.now() - t0} ms, before the 10 s drain timeout`);
 });
+
+t.test("an app's own plain server behind --tls-cert: decrypted connections, HTTP/1.1 by ALPN even to a client that offers h2", { skip: skipOpenssl }, async (t) => {
+  const c = makeCert(t.testdir());
+  const acc = await start(['--workers', '1', '--host', '127.0.0.1', ...tlsArgs(c), fixture('apps/express.mjs')]);
+  t.teardown(() => acc.stop('SIGKILL'));
+  const r = await tlsRequest(acc.port, c.ca, { alpn: ['h2', 'http/1.1'] }).response;
+  t.same([r.status, r.body, r.alpn, r.fingerprint], [200, 'express\n', 'http/1.1', c.fingerprint]);
+  const m = await scrape(acc.metricsPort);
+  t.same([value(m, 'acceptor_tls_handshake_duration_seconds_count'), value(m, 'acceptor_connections_handled_total{worker="1"}')], [1, 1]);
+});
+
+t.test('an app that serves HTTPS itself while --tls-cert is given: exit 1, one line', { skip: skipOpenssl }, async (t) => {
+  const c = makeCert(t.testdir());
+  const app = fixture('apps/https-app.mjs');
+  const r = run(['--workers', '1', '--host', '127.0.0.1', ...tlsArgs(c), app], { wait: 'none', env: { APP_CERT: c.cert, APP_KEY: c.key } });
+  t.teardown(() => r.stop('SIGKILL'));
+  t.same(await r.exited, { code: 1, signal: null });
+  t.equal(r.stderr(), `acceptor: cannot serve app ${app}: the app serves TLS itself (Server) while --tls-cert is given: let the acceptor terminate TLS in front of a plain HTTP server, or drop --tls-cert and --tls-key\n`);
+  // Without --tls-cert the acceptor passes it the connections and the app does its own TLS.
+  const own = await start(['--workers', '1', '--host', '127.0.0.1', app], { env: { APP_CERT: c.cert, APP_KEY: c.key } });
+  t.teardown(() => own.stop('SIGKILL'));
+  const res = await tlsRequest(own.port, c.ca).response;
+  t.same([res.status, res.body], [200, 'own https\n']);
+});

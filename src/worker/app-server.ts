@@ -1,0 +1,62 @@
+// Forms 1 and 2: the app's own server (node:http, https, http2, net, or what a framework made)
+// takes the connections this worker is given, as if it had accepted them itself. Its own
+// request listeners, timeouts and 'upgrade' handling apply; the acceptor adds accounting
+// (malformed requests, upgraded connections) and, with --tls-cert, terminates TLS in front of it.
+import { Server as HttpServer } from 'node:http';
+import { Server as HttpsServer } from 'node:https';
+import { createServer as createTlsServer, Server as TlsServer, type TLSSocket } from 'node:tls';
+import type { Server, Socket } from 'node:net';
+import { AppError } from '../handler/load.js';
+import { feed } from '../handler/listen.js';
+import type { Logger } from '../log.js';
+import type { Protocol } from '../options.js';
+import type { Counters } from '../metrics/counters.js';
+import type { Credentials } from './tls.js';
+import { countClientErrors, endKeepAlive, trackUpgrades } from './http.js';
+
+export interface AppServing {
+  /** Gives the app's server a connection: the worker's own, or (TLS) the decrypted one. */
+  take(socket: Socket): void;
+  /** With --tls-cert: the TLS server whose decrypted connections go to the app's server. */
+  tlsServer: TlsServer | undefined;
+  /**
+   * Stops keeping connections alive; closes the app's server (its 'close' listeners run once its
+   * connections end) unless the app's own shutdown listeners were called to do it.
+   */
+  drain(sockets: Iterable<Socket>, appOwnsExit: boolean): void;
+}
+
+/** node:http's and node:https's servers, and node:http2's (which has updateSettings). */
+const speaksHttp = (s: Server): boolean => s instanceof HttpServer || s instanceof HttpsServer || typeof (s as { updateSettings?: unknown }).updateSettings === 'function';
+
+export function serveAppServer(server: Server, protocol: Protocol, counters: Counters, log: Logger, credentials: Credentials | undefined, upgraded: Set<Socket>): AppServing {
+  if (credentials && server instanceof TlsServer) {
+    throw new AppError(`the app serves TLS itself (${server.constructor.name}) while --tls-cert is given: let the acceptor terminate TLS in front of a plain HTTP server, or drop --tls-cert and --tls-key`);
+  }
+  const http = speaksHttp(server);
+  if (http !== (protocol === 'http')) {
+    log.warn({ protocol, appServer: server.constructor.name }, http ? "the app's server speaks HTTP but --protocol is tcp: refused clients get the tcp busy line, not a 503" : "the app's server is not an HTTP server but --protocol is http: refused clients get an HTTP 503; use --protocol tcp");
+  }
+  let draining = false;
+  if (http) {
+    // Counted always; answered here only where the app has no 'clientError' listener of its own.
+    countClientErrors(server as unknown as HttpServer, counters, log, () => server.listenerCount('clientError') === 1);
+    // A request that arrives on a kept-alive connection during the drain is its last.
+    server.prependListener('request', (_req: unknown, res: { shouldKeepAlive?: boolean }) => {
+      if (draining) res.shouldKeepAlive = false;
+    });
+    trackUpgrades(server, upgraded);
+  }
+  // HTTP/1.1 only by ALPN: a plain node:http server (Express, Koa, Fastify) does not speak h2.
+  const tlsServer = credentials ? createTlsServer({ cert: credentials.cert, key: credentials.key, ...(http ? { ALPNProtocols: ['http/1.1'] } : {}) }, (s: TLSSocket) => feed(server, s)) : undefined;
+  return {
+    take: (s) => feed(server, s),
+    tlsServer,
+    drain(sockets, appOwnsExit) {
+      draining = true;
+      if (!appOwnsExit && server.listening) server.close();
+      (server as HttpServer).closeIdleConnections?.();
+      endKeepAlive(sockets);
+    },
+  };
+}

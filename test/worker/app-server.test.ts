@@ -1,0 +1,49 @@
+// The app's own server given the worker's connections: at a drain, requests in flight and those
+// arriving after it began are the last on their connection; malformed requests are answered and
+// counted, unless the app answers them itself.
+import t from 'tap';
+import { fixture, start } from '../helpers/cli.js';
+import { rawClient } from '../helpers/http.js';
+import { untilValue, read } from '../helpers/metrics.js';
+
+t.test('drain: a keep-alive request in flight, and one whose headers complete after the drain began, each end their connection', async (t) => {
+  const acc = await start(['--workers', '1', fixture('apps/node-http.mjs')]);
+  t.teardown(() => acc.stop('SIGKILL'));
+  const busy = rawClient(acc.port);
+  busy.s.write('GET /slow?ms=800 HTTP/1.1\r\nHost: x\r\n\r\n');
+  const partial = rawClient(acc.port);
+  partial.s.write('GET / HTTP/1.1\r\nHost: x\r\n');
+  await untilValue(acc.metricsPort, 'acceptor_worker_connections{worker="1"}', 2);
+  const mark = acc.lines.length;
+  acc.proc.kill('SIGHUP');
+  await acc.waitFor((l) => l.msg === 'draining', 10_000, mark);
+  partial.s.write('\r\n');
+  for (const [name, c, body] of [['in flight', busy, 'slow\n'], ['completed during the drain', partial, 'node\n']] as const) {
+    const { data } = await c.closed;
+    t.match(data, /^HTTP\/1\.1 200 OK\r\n/, `${name}: answered`);
+    t.match(data, /\r\nConnection: close\r\n/, `${name}: Connection: close`);
+    t.ok(data.endsWith(`\r\n\r\n${body}`), `${name}: the whole body, and the server closed the connection`);
+  }
+});
+
+t.test("malformed requests to an app's server: counted bad_request; answered 400, or by the app where it answers them itself", async (t) => {
+  const acc = await start(['--workers', '1', fixture('apps/node-http.mjs')]);
+  t.teardown(() => acc.stop('SIGKILL'));
+  const bad = rawClient(acc.port);
+  bad.s.write('GARBAGE\r\n\r\n');
+  t.match((await bad.closed).data, /^HTTP\/1\.1 400 Bad Request\r\n/);
+  t.equal(await read(acc.metricsPort, 'acceptor_connection_errors_total{reason="bad_request"}'), 1);
+
+  const own = await start(['--workers', '1', fixture('apps/own-client-error.mjs')]);
+  t.teardown(() => own.stop('SIGKILL'));
+  const c = rawClient(own.port);
+  c.s.write('GARBAGE\r\n\r\n');
+  t.match((await c.closed).data, /^HTTP\/1\.1 400 Bad Request\r\nX-App: own\r\n/, "the app's own answer");
+  t.equal(await read(own.metricsPort, 'acceptor_connection_errors_total{reason="bad_request"}'), 1, 'counted all the same');
+});
+
+t.test('--protocol that does not fit the server the app started: a warning naming both', async (t) => {
+  const acc = await start(['--workers', '1', '--protocol', 'tcp', fixture('apps/node-http.mjs')]);
+  t.teardown(() => acc.stop('SIGKILL'));
+  t.match(acc.lines.find((l) => l.level === 40 && Number(l.worker) === 1), { protocol: 'tcp', appServer: 'Server', msg: "the app's server speaks HTTP but --protocol is tcp: refused clients get the tcp busy line, not a 503" });
+});
