@@ -90,6 +90,12 @@ export interface AcceptorOptions {
   /** Milliseconds a worker's event loop may stall before the watchdog replaces it; 0 = off. Default 5000. */
   watchdog: number;
   /**
+   * Milliseconds a stalled worker (no heartbeat for 400 ms: a long CPU burst) is still waited for:
+   * it gets no new connections, and they wait in the queue for a slot. Once every live worker has
+   * been stalled this long, waiting ones and new ones are told busy at once (`no_worker`). Default 2000.
+   */
+  stallTimeout: number;
+  /**
    * /readyz turns 503 (shedding) while more than this many connections wait in the queue; it is
    * ready again at half of it. Default (undefined): half of --backlog.
    */
@@ -205,6 +211,7 @@ export const SPECS: { [K in keyof AcceptorOptions]: Spec<K> }[keyof AcceptorOpti
   { key: 'requestTimeout', flag: 'request-timeout', arg: '<dur>', help: 'time to receive a whole request', def: () => 30_000, defHelp: '30s', parse: duration(1) },
   { key: 'keepAliveTimeout', flag: 'keep-alive-timeout', arg: '<dur>', help: 'idle time before a keep-alive connection is closed', def: () => 5_000, defHelp: '5s', parse: duration(1) },
   { key: 'idleTimeout', flag: 'idle-timeout', arg: '<dur>', help: 'time without traffic before any connection is closed', def: () => 120_000, defHelp: '2m', parse: duration(1) },
+  { key: 'stallTimeout', flag: 'stall-timeout', arg: '<dur>', help: 'how long connections wait for stalled workers before, with every worker stalled, they are told busy', def: () => 2_000, defHelp: '2s', parse: duration(0) },
   { key: 'watchdog', flag: 'watchdog', arg: '<dur>', help: 'event-loop stall after which a worker is replaced (0 = off)', def: () => 5_000, defHelp: '5s', parse: duration(0) },
   { key: 'readyQueueThreshold', flag: 'ready-queue-threshold', arg: '<n>', help: '/readyz says 503 (shedding) while more than this many wait; ready again at half', def: () => undefined, defHelp: 'half of --backlog', parse: int(0, 1_000_000) },
   { key: 'restartBackoffMax', flag: 'restart-backoff-max', arg: '<dur>', help: 'cap of the crash-loop restart delay (doubles from 100ms)', def: () => 10_000, defHelp: '10s', parse: duration(100) },

@@ -143,7 +143,7 @@ export class Handoff<C> implements Sink<C> {
     this.drain();
   }
 
-  /** Every worker gone (crash backoff) or stalled: waiting is pointless, tell them busy now. */
+  /** Every worker gone (crash backoff) or stalled past --stall-timeout: waiting is pointless, tell them busy now. */
   flushIfNoWorker(): void {
     if (this.pool.responsive > 0) return;
     for (let q = this.queue.shift(); q; q = this.queue.shift()) this.reject(q.item, 'no_worker');

@@ -149,6 +149,7 @@ export async function startAcceptor(input: Partial<AcceptorOptions> = {}): Promi
         log.error({ err: (err as Error).message }, 'reload refused: the workers keep serving with the certificate they have');
         return Promise.resolve();
       }
+      if (reloading) log.info('reload requested while one is under way: the one under way covers it');
       reloading ??= (log.info('rolling reload'), pool.reload().finally(() => {
         reloading = undefined;
         log.info('reload done');

@@ -23,6 +23,10 @@ export interface WorkerRecord {
   startedAt: number;
   readyAt: number;
   lastBeat: number;
+  /** When it was last marked stalled; connections stop waiting for it --stall-timeout later. */
+  stalledAt: number;
+  /** Stalled for --stall-timeout: nobody waits for it any more. */
+  stallExpired: boolean;
   /** Set once it has exited: late callbacks use it to tell. */
   gone: boolean;
   /** Why it was told to stop, if it was (a planned exit is not a crash). */
@@ -37,7 +41,10 @@ export interface WorkerRecord {
 
 export interface PoolHooks {
   ready(rec: WorkerRecord): void;
-  /** Silent for STALL_MS: it gets no new connections until it beats again. */
+  /**
+   * Silent for STALL_MS: it gets no new connections until it beats again; or stalled for
+   * --stall-timeout: connections stop waiting for it.
+   */
   stalled(rec: WorkerRecord): void;
   exit(rec: WorkerRecord): void;
   message(rec: WorkerRecord, msg: FromWorker): void;
@@ -87,12 +94,13 @@ export class Pool {
   }
 
   /**
-   * Workers that can take connections now or soon: ready, or starting. 0 during a crash backoff
-   * and when every worker is stalled: then waiting is pointless and clients are told busy.
+   * Workers that can take connections now or soon: ready, starting, or stalled for less than
+   * --stall-timeout (a CPU burst: it beats again soon). 0 during a crash backoff and when every
+   * worker has been stalled that long: then waiting is pointless and clients are told busy.
    */
   get responsive(): number {
     let n = 0;
-    for (const r of this.records) if (r.state === 'ready' || r.state === 'starting') n++;
+    for (const r of this.records) if (r.state === 'ready' || r.state === 'starting' || (r.state === 'stalled' && !r.stallExpired)) n++;
     return n;
   }
 
@@ -117,7 +125,7 @@ export class Pool {
     // PORT and HOST: an app's `listen(process.env.PORT)` lands on the acceptor's endpoint.
     const worker = cluster.fork({ ACCEPTOR_WORKER_CONFIG: JSON.stringify({ ...this.config, slot } satisfies WorkerConfig), PORT: String(this.config.port), HOST: this.config.address });
     const now = Date.now();
-    const rec: WorkerRecord = { slot, worker, state: 'starting', active: 0, unsent: 0, startedAt: now, readyAt: 0, lastBeat: now, gone: false, candidate };
+    const rec: WorkerRecord = { slot, worker, state: 'starting', active: 0, unsent: 0, startedAt: now, readyAt: 0, lastBeat: now, stalledAt: 0, stallExpired: false, gone: false, candidate };
     this.records.add(rec);
     link?.attach(rec);
     (worker as WorkerWithRecord)[REC] = rec;
@@ -140,6 +148,7 @@ export class Pool {
       rec.lastBeat = Date.now();
       if (rec.state === 'stalled') {
         rec.state = 'ready';
+        rec.stallExpired = false;
         this.setReady(rec);
         this.log.info({ slot: rec.slot }, 'worker responsive again');
         this.hooks.ready(rec);
@@ -155,8 +164,16 @@ export class Pool {
     }
     if (msg.acceptor === 'ready') {
       this.everReady = true;
-      rec.state = 'ready';
       rec.readyAt = rec.lastBeat = Date.now();
+      if (rec.retiring) {
+        // Told to drain while it was starting (a SIGTERM during a reload): that message came before
+        // it listened for any, so it is told again now; it never takes a connection.
+        this.log.info({ slot: rec.slot, workerPid: worker.process.pid, reason: rec.retiring }, 'worker ready while stopping: draining it');
+        rec.worker.send({ acceptor: 'drain' }, undefined, undefined, () => {});
+        rec.onReady?.();
+        return;
+      }
+      rec.state = 'ready';
       this.setReady(rec);
       this.log.info({ slot: rec.slot, workerPid: worker.process.pid }, 'worker ready');
       this.hooks.ready(rec);
@@ -258,7 +275,13 @@ export class Pool {
       } else if (rec.state === 'ready' && silent > STALL_MS) { // (`>=` survives likewise)
         this.log.warn({ slot: rec.slot, silentMs: silent }, 'worker stalled: no new connections for it');
         rec.state = 'stalled';
+        rec.stalledAt = now;
+        rec.stallExpired = this.opts.stallTimeout === 0;
         this.ready = this.ready.filter((r) => r !== rec);
+        this.hooks.stalled(rec);
+      } else if (rec.state === 'stalled' && !rec.stallExpired && now - rec.stalledAt >= this.opts.stallTimeout) {
+        this.log.warn({ slot: rec.slot, silentMs: silent, stallTimeout: this.opts.stallTimeout }, 'worker stalled past --stall-timeout: connections no longer wait for it');
+        rec.stallExpired = true;
         this.hooks.stalled(rec);
       }
     }
@@ -327,6 +350,8 @@ export class Pool {
         this.log.error({ slot: rec.slot, err: (err as Error).message }, 'reload stopped: new worker failed to start; old workers keep serving');
         return;
       }
+      // A shutdown began while the new worker started: it drains both, as a shutdown.
+      if (this.stopping) return;
       if (rec.gone) {
         // Died while its successor started. One worker per slot: a replacement waiting out the
         // slot's backoff is cancelled, and the successor, ready now, keeps the slot (draining it

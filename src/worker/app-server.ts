@@ -12,7 +12,7 @@ import type { Logger } from '../log.js';
 import type { Protocol } from '../options.js';
 import type { Counters } from '../metrics/counters.js';
 import type { Credentials } from './tls.js';
-import { countClientErrors, endKeepAlive, trackUpgrades } from './http.js';
+import { countClientErrors, endKeepAlive } from './http.js';
 
 export interface AppServing {
   /** Gives the app's server a connection: the worker's own, or (TLS) the decrypted one. */
@@ -29,7 +29,7 @@ export interface AppServing {
 /** node:http's and node:https's servers, and node:http2's (which has updateSettings). */
 const speaksHttp = (s: Server): boolean => s instanceof HttpServer || s instanceof HttpsServer || typeof (s as { updateSettings?: unknown }).updateSettings === 'function';
 
-export function serveAppServer(server: Server, protocol: Protocol, counters: Counters, log: Logger, credentials: Credentials | undefined, upgraded: Set<Socket>): AppServing {
+export function serveAppServer(server: Server, protocol: Protocol, counters: Counters, log: Logger, credentials: Credentials | undefined): AppServing {
   if (credentials && server instanceof TlsServer) {
     throw new AppError(`the app serves TLS itself (${server.constructor.name}) while --tls-cert is given: let the acceptor terminate TLS in front of a plain HTTP server, or drop --tls-cert and --tls-key`);
   }
@@ -37,23 +37,21 @@ export function serveAppServer(server: Server, protocol: Protocol, counters: Cou
   if (http !== (protocol === 'http')) {
     log.warn({ protocol, appServer: server.constructor.name }, http ? "the app's server speaks HTTP but --protocol is tcp: refused clients get the tcp busy line, not a 503" : "the app's server is not an HTTP server but --protocol is http: refused clients get an HTTP 503; use --protocol tcp");
   }
-  let draining = false;
-  if (http) {
-    // Counted always; answered here only where the app has no 'clientError' listener of its own.
-    countClientErrors(server as unknown as HttpServer, counters, log, () => server.listenerCount('clientError') === 1);
-    // A request that arrives on a kept-alive connection during the drain is its last.
-    server.prependListener('request', (_req: unknown, res: { shouldKeepAlive?: boolean }) => {
-      if (draining) res.shouldKeepAlive = false;
-    });
-    trackUpgrades(server, upgraded);
-  }
+  // Counted always; answered here only where the app has no 'clientError' listener of its own.
+  if (http) countClientErrors(server as unknown as HttpServer, counters, log, () => server.listenerCount('clientError') === 1);
   // HTTP/1.1 only by ALPN: a plain node:http server (Express, Koa, Fastify) does not speak h2.
   const tlsServer = credentials ? createTlsServer({ cert: credentials.cert, key: credentials.key, ...(http ? { ALPNProtocols: ['http/1.1'] } : {}) }, (s: TLSSocket) => feed(server, s)) : undefined;
   return {
     take: (s) => feed(server, s),
     tlsServer,
     drain(sockets, appOwnsExit) {
-      draining = true;
+      // From now on a request that arrives on a kept-alive connection is its last. (Added only now:
+      // the request path pays nothing for it before.)
+      if (http) {
+        server.prependListener('request', (_req: unknown, res: { shouldKeepAlive?: boolean }) => {
+          res.shouldKeepAlive = false;
+        });
+      }
       if (!appOwnsExit && server.listening) server.close();
       (server as HttpServer).closeIdleConnections?.();
       endKeepAlive(sockets);

@@ -5,7 +5,7 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { createServer as createHttpsServer } from 'node:https';
 import { createSecureServer, type Http2ServerRequest, type Http2ServerResponse, type Http2Session } from 'node:http2';
-import type { Server as NetServer, Socket } from 'node:net';
+import type { Socket } from 'node:net';
 import { socketErrorReason, tlsSocketOf, type Credentials } from './tls.js';
 import type { HttpHandler, UpgradeHandler } from '../handler/load.js';
 import type { Logger } from '../log.js';
@@ -27,7 +27,7 @@ export interface HttpServing {
 type Request = IncomingMessage | Http2ServerRequest;
 type Response = ServerResponse | Http2ServerResponse;
 
-export function createHttp(handler: HttpHandler, opts: AcceptorOptions, counters: Counters, log: Logger, credentials: Credentials | undefined, upgrade: UpgradeHandler | undefined, upgraded: Set<Socket>): HttpServing {
+export function createHttp(handler: HttpHandler, opts: AcceptorOptions, counters: Counters, log: Logger, credentials: Credentials | undefined, upgrade: UpgradeHandler | undefined): HttpServing {
   let draining = false;
 
   const fail = (err: unknown, req: Request, res: Response): void => {
@@ -89,7 +89,6 @@ export function createHttp(handler: HttpHandler, opts: AcceptorOptions, counters
     // Its own 'upgrade' listener: node:http then hands the socket over and stops parsing it, so no
     // request timeout ever writes a 408 into a WebSocket stream.
     server.on('upgrade', (req: IncomingMessage, socket: Socket, head: Buffer) => {
-      markUpgraded(upgraded, socket);
       try {
         const r = upgrade(req, socket, head) as Promise<unknown> | undefined;
         if (r && typeof r.then === 'function') r.then(undefined, (err: unknown) => upgradeFailed(err, socket));
@@ -161,21 +160,12 @@ export function endKeepAlive(sockets: Iterable<Socket>): void {
 }
 
 /**
- * Adds each connection `server` upgrades (WebSocket: 'upgrade'; 'connect' tunnels) to `upgraded`
- * until it closes, by the connection the worker was given (under TLS, the one the TLS socket
- * wraps). Seen on `emit`: a listener of our own for 'upgrade' would make node:http upgrade
- * requests the app does not handle.
+ * Connections among `sockets` that node:http upgraded (WebSocket) or tunnelled (CONNECT): it
+ * frees a connection's parser once it hands it over, and keeps one on every other HTTP/1
+ * connection from the first byte on. Counted at scrape time, so the request path pays nothing.
  */
-export function trackUpgrades(server: NetServer, upgraded: Set<Socket>): void {
-  const emit = server.emit;
-  server.emit = function (this: NetServer, event: string | symbol, ...args: unknown[]): boolean {
-    if (event === 'upgrade' || event === 'connect') markUpgraded(upgraded, args[1] as Socket);
-    return (emit as (e: string | symbol, ...a: unknown[]) => boolean).call(this, event, ...args);
-  } as typeof server.emit;
-}
-
-function markUpgraded(upgraded: Set<Socket>, s: Socket): void {
-  const raw = (s as { _parent?: Socket })._parent ?? s;
-  upgraded.add(raw);
-  raw.once('close', () => upgraded.delete(raw));
+export function countUpgraded(sockets: Iterable<Socket>): number {
+  let n = 0;
+  for (const s of sockets) if (((tlsSocketOf(s) ?? s) as Socket & { parser?: unknown }).parser === null) n++;
+  return n;
 }

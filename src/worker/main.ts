@@ -12,7 +12,7 @@ import { Counters, countOnce } from '../metrics/counters.js';
 import { workerRegistry } from '../metrics/worker.js';
 import { clock } from '../clock.js';
 import { asSocket, type Conn } from '../dispatch/accept.js';
-import { createHttp, type HttpServing } from './http.js';
+import { countUpgraded, createHttp, type HttpServing } from './http.js';
 import { sweepIdle } from './idle.js';
 import { HEARTBEAT_MS, type FromWorker, type ToWorker, type WorkerConfig } from './protocol.js';
 import { receiveHandoffs, type HandoffChannel } from './fdpass.js';
@@ -80,15 +80,13 @@ if (app.form === 'server' && !app.server.listening) app.server.listen();
 if (opts.handler !== undefined) log.info({ handler: opts.handler, form: app.form === 'server' ? `server (${app.via === 'listen' ? 'listen()' : 'exported'})` : app.form, appHost: intercept?.host }, 'app loaded');
 
 const sockets = new Set<Socket>();
-/** Connections upgraded (WebSocket, CONNECT) and still open: they keep their slot until they close. */
-const upgraded = new Set<Socket>();
 let draining = false;
 /** The app's shutdown listeners ran at the drain: it ends the process when it is done. */
 let appOwnsExit = false;
 let closedUnreported = 0;
 let handled = 0;
 // With --no-metrics there is no registry at all: no collectors, no histogram on the hand-off path.
-const metrics = opts.metrics ? workerRegistry(slot, counters, () => sockets.size, () => handled, credentials !== undefined, () => upgraded.size) : undefined;
+const metrics = opts.metrics ? workerRegistry(slot, counters, () => sockets.size, () => handled, credentials !== undefined, () => countUpgraded(sockets)) : undefined;
 const handoff = opts.strategy === 'handoff';
 
 sweepIdle(sockets, opts.idleTimeout, (socket) => {
@@ -103,11 +101,11 @@ const handlerFailed = (err: unknown): void => {
 let appServer: AppServing | undefined;
 let http: HttpServing | undefined;
 try {
-  if (app.form === 'server') appServer = serveAppServer(app.server, opts.protocol, counters, log, credentials, upgraded);
+  if (app.form === 'server') appServer = serveAppServer(app.server, opts.protocol, counters, log, credentials);
   else if (app.form === 'fetch') {
     if (opts.protocol !== 'http') throw new AppError('the app exports fetch(request), which serves HTTP, but --protocol is tcp');
-    http = createHttp(fetchListener(app.fetch, handlerFailed), opts, counters, log, credentials, app.upgrade, upgraded);
-  } else if (opts.protocol === 'http') http = createHttp(app.listener as Parameters<typeof createHttp>[0], opts, counters, log, credentials, app.upgrade, upgraded);
+    http = createHttp(fetchListener(app.fetch, handlerFailed), opts, counters, log, credentials, app.upgrade);
+  } else if (opts.protocol === 'http') http = createHttp(app.listener as Parameters<typeof createHttp>[0], opts, counters, log, credentials, app.upgrade);
 } catch (err) {
   await failStart(`cannot serve app ${opts.handler}: ${(err as Error).message}`, { handler: opts.handler });
 }
@@ -231,7 +229,7 @@ function drain(): void {
   // equivalent.
   if (draining) return;
   draining = true;
-  log.info({ open: sockets.size, upgraded: upgraded.size }, 'draining');
+  log.info({ open: sockets.size, upgraded: countUpgraded(sockets) }, 'draining');
   listener?.close();
   // The app's own graceful shutdown, as under PM2 or Kubernetes: its SIGTERM (or SIGINT)
   // listeners run; then it owns its exit, and this worker ends when it has closed everything.

@@ -87,7 +87,7 @@ t.test('IPv6 loopback, and dual stack on all interfaces', async (t) => {
   const v6 = await start(['--host', '::1', '--workers', '1']);
   t.teardown(() => v6.stop('SIGKILL'));
   t.equal((await get(v6.port, '/', '::1')).status, 200, 'served on ::1');
-  const all = await start(['--workers', '1']);
+  const all = await start(['--workers', '1'], { anyHost: true });
   t.teardown(() => all.stop('SIGKILL'));
   t.equal(all.lines.find((l) => l.msg === 'listening')!.address, '::', 'no host binds :: (dual stack)');
   t.equal((await get(all.port, '/', '127.0.0.1')).status, 200, 'IPv4 client on the dual-stack socket');

@@ -36,9 +36,22 @@ export interface StartOptions {
   group?: boolean;
   /** A command that runs node, e.g. `['systemd-socket-activate', '-l', '8080']`. */
   wrap?: string[];
+  /** Leave --host unset (all interfaces, the default being tested); otherwise loopback. */
+  anyHost?: true;
 }
 
+// Loopback unless a test says otherwise (a later --host wins).
 const DEFAULT_ARGS = ['--port', '0', '--metrics-port', '0', '--workers', '2', '--log-level', 'info'];
+const LOOPBACK = ['--host', '127.0.0.1'];
+
+/**
+ * Kills `pid` (and its group, if it leads one) once this test process is gone, however it ended:
+ * tap's timeout kills a test file with SIGKILL, and an acceptor it started would serve on.
+ */
+function reapWithUs(pid: number): void {
+  const script = `while kill -0 ${pid} 2>/dev/null; do kill -0 ${process.pid} 2>/dev/null || { kill -9 -${pid} ${pid} 2>/dev/null; exit 0; }; sleep 0.5; done`;
+  spawn('sh', ['-c', script], { detached: true, stdio: 'ignore' }).unref();
+}
 
 /** Calls `onLine` with each line of `stream`, parsed as JSON where it is (else `{ msg, raw: true }`). */
 export function readLines(stream: Readable, onLine: (line: LogLine) => void): void {
@@ -62,7 +75,7 @@ export function readLines(stream: Readable, onLine: (line: LogLine) => void): vo
 export function run(args: string[], o: StartOptions = {}): Running & { started: Promise<void> } {
   const tag = randomUUID();
   const env: NodeJS.ProcessEnv = { ...process.env, ...o.env, ACCEPTOR_TEST_TAG: tag };
-  const argv = [CLI, ...DEFAULT_ARGS, ...args];
+  const argv = [CLI, ...DEFAULT_ARGS, ...(o.anyHost ? [] : LOOPBACK), ...args];
   // Another user cannot write tap's coverage files, and tap instruments every node it sees
   // spawned: run that one through `env -i`, uninstrumented.
   const node = o.node ?? process.execPath;
@@ -76,6 +89,7 @@ export function run(args: string[], o: StartOptions = {}): Running & { started: 
     detached: o.group === true,
     ...(o.uid !== undefined ? { uid: o.uid, gid: o.gid } : {}),
   });
+  reapWithUs(proc.pid!);
   const lines: LogLine[] = [];
   const waiters = new Set<{ pred: (l: LogLine) => boolean; resolve: (l: LogLine) => void }>();
   let err = '';

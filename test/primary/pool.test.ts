@@ -229,6 +229,26 @@ t.test('SIGTERM during a rolling reload: the reload stops where it is, no worker
   t.equal(acc.lines.slice(mark, stopAt).filter((l) => l.msg === 'worker ready').length, 1, "the reload's one successor, for slot 1, before it");
 });
 
+t.test('SIGHUP, then SIGTERM while the new worker is still starting: it is drained once ready, never serves; exit 0 without waiting out --drain-timeout', async (t) => {
+  const acc = await start(['--workers', '1', '--drain-timeout', '20s', '--handler', fixture('slow-load.mjs')], { env: { LOAD_MS: '1000' } });
+  t.teardown(() => acc.stop('SIGKILL'));
+  const mark = acc.lines.length;
+  acc.proc.kill('SIGHUP');
+  await acc.waitFor((l) => l.msg === 'rolling reload', 5000, mark);
+  // (Sent before the first was handled, the kernel would merge the two into one.)
+  acc.proc.kill('SIGHUP');
+  await acc.waitFor((l) => l.msg === 'reload requested while one is under way: the one under way covers it', 5000, mark);
+  const t0 = Date.now();
+  acc.proc.kill('SIGTERM');
+  t.same(await acc.exited, { code: 0, signal: null }, 'exit 0: nothing had to be killed');
+  const ms = Date.now() - t0;
+  t.ok(ms < 10_000, `stopped in ${ms} ms, not at the 20 s --drain-timeout`);
+  const after = acc.lines.slice(mark);
+  t.equal(after.filter((l) => l.msg === 'worker ready while stopping: draining it').length, 1, "the reload's new worker, drained as it became ready");
+  t.same(after.filter((l) => l.msg === 'worker stopped').map((l) => [l.reason, l.signal]).sort(), [['shutdown', null], ['shutdown', null]], 'both workers stopped by the drain, neither killed');
+  t.equal(after.filter((l) => l.msg === 'reload requested while one is under way: the one under way covers it').length, 1, 'the second SIGHUP, said');
+});
+
 t.test('a reload whose new worker cannot start keeps the old ones', async (t) => {
   const acc = await start(['--workers', '1']);
   t.teardown(() => acc.stop('SIGKILL'));

@@ -7,6 +7,7 @@ import { get, rawRequest, type Pending, type RawResponse } from '../helpers/http
 import { read, untilValue } from '../helpers/metrics.js';
 import { Readiness } from '../../src/primary/readiness.js';
 import { Counters } from '../../src/metrics/counters.js';
+import { REJECT_REASONS } from '../../src/admission/busy.js';
 
 const probe = async (port: number, path: string): Promise<string> => {
   const r = await get(port, path);
@@ -121,4 +122,15 @@ t.test('a queue that passes the threshold while nobody asks still starts sheddin
   await until(() => ((r as unknown as { shedding: boolean }).shedding ? true : undefined), 5000);
   depth = 6;
   t.equal(r.reason(), 'shedding load', 'back under the threshold but above half when asked: still shedding');
+});
+
+t.test('which refusals mean shedding: queue_full, queue_timeout, no_worker; not worker_full or shutting_down', async (t) => {
+  for (const reason of REJECT_REASONS) {
+    const counters = new Counters();
+    const r = new Readiness({ readyWorkers: () => 1, queueDepth: () => 0, counters, threshold: 10 });
+    t.teardown(() => r.stop());
+    t.equal(r.reason(), undefined, `${reason}: ready before`);
+    counters.rejected[reason]++;
+    t.equal(r.reason(), ['queue_full', 'queue_timeout', 'no_worker'].includes(reason) ? 'shedding load' : undefined, reason);
+  }
 });
