@@ -85,6 +85,7 @@ const BAD: [string[], string][] = [
   [['--handler', fixture('apps/express.mjs'), fixture('apps/koa.mjs')], 'handler'],
   [[fixture('apps/express.mjs'), '--handler', fixture('apps/koa.mjs')], 'handler'],
   [['--start-timeout', '0'], 'start-timeout'],
+  [['--stall-timeout', 'long'], 'stall-timeout'],
   [['--metrics', 'maybe'], 'metrics'],
   [['--metrics-port', '99999'], 'metrics-port'],
   [['--metrics-host', ''], 'metrics-host'],

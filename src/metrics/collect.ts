@@ -3,6 +3,7 @@ import { Counter, type Registry } from 'prom-client';
 import { REJECT_REASONS } from '../admission/busy.js';
 import { ERROR_REASONS, type Counters } from './counters.js';
 import { SHARED } from './names.js';
+import type { WorkerTotals } from './totals.js';
 
 interface Def {
   name: string;
@@ -36,9 +37,12 @@ export function readLabelledCounter<K extends string>(registers: Registry[], def
   });
 }
 
-/** The connection series every process exports (summed across the cluster on scrape). */
-export function connectionCounters(registers: Registry[], c: Counters): void {
-  readCounter(registers, SHARED.accepted, () => c.accepted);
-  readLabelledCounter(registers, SHARED.rejected, 'reason', REJECT_REASONS, (r) => c.rejected[r]);
-  readLabelledCounter(registers, SHARED.errors, 'reason', ERROR_REASONS, (r) => c.errors[r]);
+/**
+ * The cluster's connection series, exported by the primary: its own counts and the workers' (kept
+ * in `w`, so that they never go down when a worker is replaced).
+ */
+export function connectionCounters(registers: Registry[], c: Counters, w: WorkerTotals): void {
+  readCounter(registers, SHARED.accepted, () => c.accepted + w.accepted());
+  readLabelledCounter(registers, SHARED.rejected, 'reason', REJECT_REASONS, (r) => c.rejected[r] + w.rejected(r));
+  readLabelledCounter(registers, SHARED.errors, 'reason', ERROR_REASONS, (r) => c.errors[r] + w.errors(r));
 }

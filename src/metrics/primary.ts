@@ -7,11 +7,14 @@ import { kernelQueuesReadable, listenOverflows, listenQueueDepth } from './kerne
 import { LABEL_WORKER, PRIMARY_WORKER } from './names.js';
 import { defaultMetrics } from './defaults.js';
 import type { ReadyCheck } from './server.js';
+import type { WorkerTotals } from './totals.js';
 import type { Pool, WorkerState } from '../primary/pool.js';
 import type { AcceptorOptions } from '../options.js';
 
 export interface PrimaryState {
   counters: Counters;
+  /** The workers' counters, kept across their replacement. */
+  totals: WorkerTotals;
   pool: Pool;
   /** Connections waiting in the primary's queue now (handoff), else undefined. */
   queueDepth: () => number | undefined;
@@ -43,7 +46,15 @@ export function primaryRegistry(opts: AcceptorOptions, s: PrimaryState): Registr
       this.set(s.notReady() === undefined ? 1 : 0);
     },
   });
-  connectionCounters(registers, s.counters);
+  connectionCounters(registers, s.counters, s.totals);
+  const slots = Array.from({ length: opts.workers }, (_, i) => String(i + 1));
+  readLabelledCounter(
+    registers,
+    { name: 'acceptor_connections_handled_total', help: 'Connections a worker took to serve (handed over, or accepted and admitted), by worker slot: every worker that has held the slot.' },
+    LABEL_WORKER,
+    slots,
+    (slot) => s.totals.handled(Number(slot)),
+  );
   if (s.queueDepth() !== undefined) {
     new Gauge({
       name: 'acceptor_queue_depth',

@@ -1,8 +1,6 @@
 // A worker's registry: its own connections, hand-off latency, and Node's process metrics,
 // labelled worker="<slot>". The primary collects it over IPC on each scrape.
 import { Gauge, Histogram, Registry } from 'prom-client';
-import type { Counters } from './counters.js';
-import { connectionCounters, readLabelledCounter } from './collect.js';
 import { LABEL_WORKER } from './names.js';
 import { defaultMetrics } from './defaults.js';
 
@@ -19,19 +17,13 @@ export interface WorkerMetrics {
   handshake: Histogram | undefined;
 }
 
-export function workerRegistry(slot: number, counters: Counters, open: () => number, handled: () => number, tls: boolean, upgraded: () => number): WorkerMetrics {
+export function workerRegistry(slot: number, open: () => number, tls: boolean, upgraded: () => number): WorkerMetrics {
   const register = new Registry();
   const registers = [register];
   const worker = String(slot);
   defaultMetrics(register, { [LABEL_WORKER]: worker });
-  connectionCounters(registers, counters);
-  readLabelledCounter(
-    registers,
-    { name: 'acceptor_connections_handled_total', help: 'Connections a worker took to serve (handed over, or accepted and admitted), by worker.' },
-    LABEL_WORKER,
-    [worker],
-    handled,
-  );
+  // The connection counters (accepted, rejected, errors, handled) are the primary's: the worker's
+  // heartbeats carry them there (totals.ts), so they outlive the worker.
   new Gauge({
     name: 'acceptor_worker_connections',
     help: 'Open connections per worker.',

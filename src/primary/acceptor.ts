@@ -14,6 +14,7 @@ import { IpcTransport } from '../dispatch/ipc.js';
 import { FdpassTransport } from '../dispatch/fdpass.js';
 import { loadFdpass } from '../native/fdpass.js';
 import { Counters } from '../metrics/counters.js';
+import { WorkerTotals } from '../metrics/totals.js';
 import { primaryRegistry } from '../metrics/primary.js';
 import { ClusterScrape } from '../metrics/cluster.js';
 import { serveMetrics, type ReadyCheck } from '../metrics/server.js';
@@ -90,14 +91,25 @@ export async function startAcceptor(input: Partial<AcceptorOptions> = {}): Promi
   log.info({ address: bound.address, port: bound.port, backlog: opts.backlog, kernelBacklog, strategy: opts.strategy, transport: transportName, protocol: opts.protocol, tls: credentials ? { validTo: credentials.validTo, http2: opts.protocol === 'http' && opts.http2, busy: opts.tlsBusy } : false, workers: opts.workers, maxConnections: opts.maxConnections }, 'listening');
 
   const counters = new Counters();
+  const totals = new WorkerTotals();
   cluster.schedulingPolicy = opts.strategy === 'round-robin' ? cluster.SCHED_RR : cluster.SCHED_NONE;
   let dispatch: Handoff<unknown> | undefined;
   let scrape: ClusterScrape | undefined;
   const pool = new Pool(opts, { options: opts, address: bound.address, port: bound.port, listenBacklog, transport: transportChoice?.name, fd }, counters, log, {
     ready: () => dispatch?.onReady(),
     stalled: () => dispatch?.flushIfNoWorker(),
-    exit: (rec) => dispatch?.onExit(rec),
-    message: (rec, msg) => (msg.acceptor === 'm' ? scrape?.onMessage(rec, msg) : msg.acceptor === 'd' ? dispatch?.closed(rec, msg.n) : undefined),
+    exit: (rec) => {
+      totals.retire(rec);
+      dispatch?.onExit(rec);
+    },
+    counts: (rec, c) => totals.update(rec, c),
+    message: (rec, msg) => {
+      if (msg.acceptor === 'd') dispatch?.closed(rec, msg.n);
+      else if (msg.acceptor === 'm') {
+        totals.update(rec, msg.c);
+        scrape?.onMessage(rec, msg);
+      }
+    },
     link: () => dispatch?.transport.prepareFork(),
     failed: (error) => failStart(new Error(error)),
   });
@@ -111,7 +123,7 @@ export async function startAcceptor(input: Partial<AcceptorOptions> = {}): Promi
   const notReady: ReadyCheck = () => readiness.reason();
   let metricsServer: import('node:http').Server | undefined;
   if (opts.metrics) {
-    const registry = primaryRegistry(opts, { counters, pool, queueDepth, port: bound.port, kernelBacklog, version: VERSION, transport: transportName, notReady });
+    const registry = primaryRegistry(opts, { counters, totals, pool, queueDepth, port: bound.port, kernelBacklog, version: VERSION, transport: transportName, notReady });
     scrape = new ClusterScrape(pool, registry);
     try {
       metricsServer = await serveMetrics(opts.metricsHost, opts.metricsPort, opts.metricsToken, () => scrape!.text(), log, notReady);

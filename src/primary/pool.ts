@@ -52,6 +52,8 @@ export interface PoolHooks {
   link?(): ForkLink | undefined;
   /** The handler cannot load and no worker has ever been ready: the start has failed. */
   failed?(error: string): void;
+  /** A worker's counters, from its heartbeat (metrics/totals.ts). */
+  counts?(rec: WorkerRecord, counts: number[]): void;
 }
 
 const BACKOFF_BASE_MS = 100;
@@ -146,6 +148,7 @@ export class Pool {
     if (!rec || typeof msg !== 'object' || msg === null) return;
     if (msg.acceptor === 'hb') {
       rec.lastBeat = Date.now();
+      if (msg.c) this.hooks.counts?.(rec, msg.c);
       if (rec.state === 'stalled') {
         rec.state = 'ready';
         rec.stallExpired = false;

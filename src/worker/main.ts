@@ -9,6 +9,7 @@ import { fetchListener } from '../handler/fetch.js';
 import { serveAppServer, type AppServing } from './app-server.js';
 import { busyFor, makeRefuse } from '../admission/busy.js';
 import { Counters, countOnce } from '../metrics/counters.js';
+import { snapshot } from '../metrics/totals.js';
 import { workerRegistry } from '../metrics/worker.js';
 import { clock } from '../clock.js';
 import { asSocket, type Conn } from '../dispatch/accept.js';
@@ -86,7 +87,9 @@ let appOwnsExit = false;
 let closedUnreported = 0;
 let handled = 0;
 // With --no-metrics there is no registry at all: no collectors, no histogram on the hand-off path.
-const metrics = opts.metrics ? workerRegistry(slot, counters, () => sockets.size, () => handled, credentials !== undefined, () => countUpgraded(sockets)) : undefined;
+const metrics = opts.metrics ? workerRegistry(slot, () => sockets.size, credentials !== undefined, () => countUpgraded(sockets)) : undefined;
+/** This worker's counters, for the primary to keep (metrics/totals.ts): none with --no-metrics. */
+const counts = (): number[] | undefined => (opts.metrics ? snapshot(counters, handled) : undefined);
 const handoff = opts.strategy === 'handoff';
 
 sweepIdle(sockets, opts.idleTimeout, (socket) => {
@@ -215,7 +218,7 @@ process.on('message', (msg: ToWorker, handle?: Conn) => {
       reportClosed();
     }
   } else if (msg.acceptor === 'm') {
-    void metrics?.register.getMetricsAsJSON().then((m) => send({ acceptor: 'm', id: msg.id, metrics: m }));
+    void metrics?.register.getMetricsAsJSON().then((m) => send({ acceptor: 'm', id: msg.id, metrics: m, c: counts()! }));
   } else if (msg.acceptor === 'drain') {
     // (Only the primary writes to this channel, and 'drain' is the only other kind it sends, so
     // the mutant that drains on any message survives, equivalent.)
@@ -256,37 +259,36 @@ function drained(): void {
 
 
 function exitDrained(): void {
-  // The last close report must reach the primary before the process goes.
+  // The last close reports and the counters must reach the primary before the process goes.
   if (appOwnsExit) {
     // The app may still be closing what its shutdown listener began (a database pool, say): the
-    // process ends when it has, or when the app exits. The channel no longer keeps it alive.
+    // process ends when it has, or when the app exits. The channel no longer keeps it alive, and
+    // the heartbeats go on carrying the counters until then.
     log.info('drained; the app exits when its shutdown is done');
     flushClosed();
     fdpass?.flushSync(1000);
+    send({ acceptor: 'hb', c: counts() });
     process.channel?.unref();
     return;
   }
   log.info('drained; exiting');
-  // (Without this block the reports would go as an IPC 'd', which the primary also takes, and
-  // any left in the channel would be lost with the worker, whose exit frees its slots anyway: the
-  // mutant survives, equivalent.)
   if (fdpass) {
     flushClosed();
     fdpass.flushSync(1000);
-    process.exit(0);
   }
   const n = closedUnreported;
   closedUnreported = 0;
-  // (Sending when n is 0, or without checking `connected`, survives mutation, equivalent: a
-  // report of 0 frees nothing, and on a closed channel node:cluster's worker exits by itself.
-  // Not sending at all fails pool.test.ts: the primary counts the connection lost, worker_exit.)
-  if (n > 0 && process.connected) send({ acceptor: 'd', n }, () => process.exit(0));
-  else process.exit(0);
+  // The IPC channel is ordered: the exit waits for its last message. (A report of 0 frees nothing.)
+  if (n > 0) send({ acceptor: 'd', n });
+  if (!process.connected) process.exit(0);
+  send({ acceptor: 'hb', c: counts() }, () => process.exit(0));
+  setTimeout(() => process.exit(0), 1000);
 }
 
 // Heartbeats let the primary stop handing connections to a stalled worker within STALL_MS,
 // and the watchdog replace it after --watchdog.
-setInterval(() => send({ acceptor: 'hb' }), HEARTBEAT_MS).unref();
+// Each carries the counters: a worker that dies loses at most one heartbeat's worth of them.
+setInterval(() => send({ acceptor: 'hb', c: counts() }), HEARTBEAT_MS).unref();
 // The primary gone (the channel closed): node:cluster's worker exits by itself (cluster/child.js,
 // 'disconnect'), in every strategy and with requests in flight; cli.test.ts checks all three.
 send({ acceptor: 'ready' });

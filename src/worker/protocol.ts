@@ -38,9 +38,9 @@ export type FromWorker =
   | { acceptor: 'ready' }
   /** The handler could not be loaded: why, in one line; the worker exits next. */
   | { acceptor: 'fail'; error: string }
-  /** Heartbeat, for the watchdog. */
-  | { acceptor: 'hb' }
+  /** Heartbeat, for the watchdog; with metrics on, the worker's counters (metrics/totals.ts). */
+  | { acceptor: 'hb'; c?: number[] }
   /** `n` handed-off connections have closed (batched per event-loop turn). */
   | { acceptor: 'd'; n: number }
-  /** Metrics answer: prom-client's registry JSON. */
-  | { acceptor: 'm'; id: number; metrics: unknown };
+  /** Metrics answer: prom-client's registry JSON, and the worker's counters. */
+  | { acceptor: 'm'; id: number; metrics: unknown; c: number[] };

@@ -142,7 +142,7 @@ for (const transport of TRANSPORTS) {
     t.equal(value(after, 'acceptor_queue_depth'), 0, 'nothing left waiting');
     const total = value(after, 'acceptor_connections_accepted_total')! - value(before, 'acceptor_connections_accepted_total')!;
     t.equal(total, N + 1, 'accepted = served + lost');
-    t.same(await get(acc.port, '/'), { status: 200, body: 'done\n', headers: (await get(acc.port, '/')).headers }, 'slots are free: it serves on');
+    t.same(await get(acc.port, '/').then((r) => [r.status, r.body]), [200, 'done\n'], 'slots are free: it serves on');
   });
 }
 

@@ -2,8 +2,9 @@
 import t from 'tap';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { start, fixture, until, startThenBreakHandler, TRANSPORTS } from '../helpers/cli.js';
-import { rawRequest, get } from '../helpers/http.js';
+import { start, fixture, until, sleep, workerPids, startThenBreakHandler, TRANSPORTS } from '../helpers/cli.js';
+import { rawClient, rawRequest, get, underLoad } from '../helpers/http.js';
+import { REJECT_REASONS } from '../../src/admission/busy.js';
 import { scrape, value, read, untilValue } from '../helpers/metrics.js';
 
 const REJ = (reason: string): string => `acceptor_connections_rejected_total{reason="${reason}"}`;
@@ -160,4 +161,75 @@ t.test('worker_exit counts connections lost with a killed worker', async (t) => 
   t.equal(value(text, 'acceptor_connection_errors_total{reason="worker_exit"}'), 2, 'both lost connections counted');
   t.equal(value(text, 'acceptor_worker_restarts_total{reason="crash"}'), 1);
   await Promise.all(held.map((h) => h.response));
+});
+
+/** Every `acceptor_*_total` sample of a scrape, by series. */
+const totals = (text: string): Map<string, number> => new Map(text.split('\n').filter((l) => /^acceptor_\w+_total[{ ]/.test(l)).map((l) => [l.slice(0, l.lastIndexOf(' ')), Number(l.slice(l.lastIndexOf(' ') + 1))]));
+
+/** The series of `before` that are lower in `after` (there must be none), and any that vanished. */
+function wentDown(before: Map<string, number>, after: Map<string, number>): string[] {
+  return [...before].filter(([k, v]) => !(after.get(k)! >= v)).map(([k, v]) => `${k}: ${v} -> ${String(after.get(k))}`);
+}
+
+/** accepted = handled + rejected, at rest (nothing waiting, nothing in flight). */
+function identity(text: string, workers: number): { accepted: number; handledPlusRejected: number } {
+  let handled = 0;
+  for (let i = 1; i <= workers; i++) handled += value(text, `acceptor_connections_handled_total{worker="${i}"}`)!;
+  let rejected = 0;
+  for (const r of REJECT_REASONS) rejected += value(text, `acceptor_connections_rejected_total{reason="${r}"}`)!;
+  return { accepted: value(text, 'acceptor_connections_accepted_total')!, handledPlusRejected: handled + rejected };
+}
+
+t.test('a worker killed -9: every counter it kept stays, none goes down, and accepted = handled + rejected', async (t) => {
+  const acc = await start(['--workers', '2']);
+  t.teardown(() => acc.stop('SIGKILL'));
+  for (let i = 0; i < 10; i++) {
+    const c = rawClient(acc.port);
+    c.s.write('GARBAGE\r\n\r\n');
+    await c.closed;
+  }
+  for (let i = 0; i < 6; i++) await get(acc.port, '/');
+  // Once a scrape shows them, the primary holds them: a heartbeat or the scrape's answer brought them.
+  await untilValue(acc.metricsPort, 'acceptor_connection_errors_total{reason="bad_request"}', 10);
+  const before = await scrape(acc.metricsPort);
+  const [victim] = workerPids(acc);
+  process.kill(victim!, 'SIGKILL');
+  await until(async () => value(await scrape(acc.metricsPort), 'acceptor_workers{state="ready"}') === 2 && !workerPids(acc).includes(victim!));
+  const after = await scrape(acc.metricsPort);
+  t.same(wentDown(totals(before), totals(after)), [], 'no acceptor_*_total series went down');
+  t.equal(value(after, 'acceptor_connection_errors_total{reason="bad_request"}'), 10, 'bad_request 10, still');
+  t.same([value(after, 'acceptor_connections_handled_total{worker="1"}'), value(after, 'acceptor_connections_handled_total{worker="2"}')], [value(before, 'acceptor_connections_handled_total{worker="1"}'), value(before, 'acceptor_connections_handled_total{worker="2"}')], 'handled per slot, kept');
+  const id = identity(after, 2);
+  t.equal(id.accepted, 16);
+  t.equal(id.handledPlusRejected, 16, 'accepted = handled + rejected');
+});
+
+t.test('two reloads under load: no counter goes down at any scrape, and the books balance after', async (t) => {
+  const acc = await start(['--workers', '2']);
+  t.teardown(() => acc.stop('SIGKILL'));
+  const scrapes: Map<string, number>[] = [];
+  let done = false;
+  const watcher = (async () => {
+    while (!done) {
+      scrapes.push(totals(await scrape(acc.metricsPort)));
+      await sleep(50);
+    }
+  })();
+  const results = await underLoad(acc.port, 4, async () => {
+    for (let i = 0; i < 2; i++) {
+      const mark = acc.lines.length;
+      acc.proc.kill('SIGHUP');
+      await acc.waitFor((l) => l.msg === 'reload done', 20_000, mark);
+    }
+  });
+  done = true;
+  await watcher;
+  t.same(results.flatMap((r) => r.failed), [], 'no request failed');
+  const down = scrapes.slice(1).flatMap((s, i) => wentDown(scrapes[i]!, s));
+  t.same(down, [], `no series went down in ${scrapes.length} scrapes`);
+  const served = results.reduce((n, r) => n + r.ok, 0);
+  const m = await scrape(acc.metricsPort);
+  const id = identity(m, 2);
+  t.equal(id.accepted, served, 'accepted: every request, and nothing else on this port');
+  t.equal(id.handledPlusRejected, id.accepted, 'accepted = handled + rejected: the retired workers\' handled kept');
 });
