@@ -45,3 +45,17 @@ const stop = (signal: NodeJS.Signals): void => {
 process.on('SIGTERM', stop);
 process.on('SIGINT', stop);
 process.on('SIGHUP', () => void acceptor.reload());
+
+// Started by npm (`npx acceptor`, `npm exec`, `npm start`): npm runs it through `sh -c` and, sent
+// SIGTERM, ends without passing the signal on, leaving the acceptor serving, orphaned. Its parent
+// changing (re-parented to init) means npm is gone: stop as on SIGTERM.
+if (process.env.npm_command !== undefined) {
+  const parent = process.ppid;
+  const watch = setInterval(() => {
+    if (process.ppid === parent) return;
+    clearInterval(watch);
+    acceptor.log.warn({ parent, npmCommand: process.env.npm_command }, 'npm, which started the acceptor, is gone: stopping');
+    stop('SIGTERM');
+  }, 500);
+  watch.unref();
+}

@@ -6,7 +6,7 @@ import { connect } from 'node:net';
 import { connect as tlsConnect } from 'node:tls';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { start, fixture, tagged, sleep, workerPids, until, freeFixedPort, type Running } from './helpers/cli.js';
+import { start, fixture, tagged, sleep, workerPids, until, freeFixedPort, type Running, CLI } from './helpers/cli.js';
 import { rawRequest, get } from './helpers/http.js';
 import { scrape, untilValue, workerConnections } from './helpers/metrics.js';
 import { makeCert, skipOpenssl } from './helpers/tls.js';
@@ -157,17 +157,20 @@ for (const [what, args] of [
   });
 }
 
-for (const script of ['start', 'prometheus'] as const) {
-  t.test(`SIGTERM to the \`npm ${script === 'start' ? 'start' : 'run prometheus'}\` process stops what it started, nothing left running`, { skip: script === 'prometheus' && !hasPrometheus && !process.env.CI ? 'prometheus not installed (apt-get install prometheus); CI installs it' : false }, async (t) => {
+for (const script of ['start', 'exec', 'prometheus'] as const) {
+  const command = script === 'start' ? 'npm start' : script === 'exec' ? 'npm exec (npx)' : 'npm run prometheus';
+  t.test(`SIGTERM to the \`${command}\` process stops what it started, nothing left running`, { skip: script === 'prometheus' && !hasPrometheus && !process.env.CI ? 'prometheus not installed (apt-get install prometheus); CI installs it' : false }, async (t) => {
     const tag = `npm-${script}-${process.pid}-${Date.now()}`;
     const dir = t.testdir();
-    const args = script === 'start' ? ['start', '--', '--port', '0', '--metrics-port', '0', '--workers', '1'] : ['run', 'prometheus', '--', '--port', String(await freeFixedPort()), '--target', '127.0.0.1:1'];
+    const acceptorArgs = ['--port', '0', '--metrics-port', '0', '--workers', '1', '--host', '127.0.0.1'];
+    // `npm exec` runs the command through `sh -c`, as `npx acceptor` runs the bin.
+    const args = script === 'start' ? ['start', '--', ...acceptorArgs] : script === 'exec' ? ['exec', '--no-install', '--', 'node', CLI, ...acceptorArgs] : ['run', 'prometheus', '--', '--port', String(await freeFixedPort()), '--target', '127.0.0.1:1'];
     const npm = spawn('npm', args, { cwd: join(fileURLToPath(new URL('..', import.meta.url))), env: { ...process.env, ACCEPTOR_TEST_TAG: tag, TMPDIR: dir }, stdio: ['ignore', 'pipe', 'pipe'] });
     let out = '';
     npm.stdout!.on('data', (d: Buffer) => (out += d));
     npm.stderr!.on('data', (d: Buffer) => (out += d));
     const exited = new Promise<number | null>((r) => npm.on('exit', (code) => r(code)));
-    const readyLine = script === 'start' ? /"msg":"acceptor ready"/ : /Server is ready to receive web requests/;
+    const readyLine = script === 'prometheus' ? /Server is ready to receive web requests/ : /"msg":"acceptor ready"/;
     await until(() => readyLine.test(out), 60_000);
     const started = tagged(tag).filter((p) => p !== npm.pid);
     t.ok(started.length >= 1, `running under npm: ${started.length} process(es)`);
@@ -175,7 +178,7 @@ for (const script of ['start', 'prometheus'] as const) {
     await exited;
     const left = await until(() => (tagged(tag).length === 0 ? 'none' : undefined), 15_000).catch(() => tagged(tag).join(','));
     t.equal(left, 'none', 'every process it started has exited');
-    if (script === 'start') t.match(out, /"msg":"stopped"/, 'after a drain');
+    if (script !== 'prometheus') t.match(out, /"msg":"stopped"/, 'after a drain');
   });
 }
 
