@@ -22,6 +22,7 @@ import { VERSION } from '../version.js';
 import { Pool } from './pool.js';
 import { loadCredentials } from '../worker/tls.js';
 import { Readiness } from './readiness.js';
+import { checkDescriptors } from './descriptors.js';
 
 export interface Acceptor {
   readonly options: AcceptorOptions;
@@ -55,6 +56,8 @@ export async function startAcceptor(input: Partial<AcceptorOptions> = {}): Promi
   const transportChoice = handoff ? chooseTransport(opts.transport) : undefined;
   if (transportChoice?.warning) log.warn(transportChoice.warning);
   const transportName = transportChoice?.name ?? 'none';
+
+  checkDescriptors(opts, log);
 
   const fd = inheritedFd();
   // (Reached only where Node has reusePort (>= 22.12): resolveOptions refuses reuseport before.
