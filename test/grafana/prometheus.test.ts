@@ -137,8 +137,8 @@ t.test('two instances, one Prometheus: every dashboard query and alert returns d
   const lifecycle = a.lines.filter((l) => /worker died|stalled|drain/.test(String(l.msg)));
   if (lifecycle.length) t.comment(`a's workers meanwhile: ${lifecycle.map((l) => JSON.stringify(l)).join('\n')}`);
   t.equal(await one(target('Connections per worker'), B, { worker: '1' }), 1, 'b: worker 1 holds 1, not summed with a’s worker 1');
-  t.equal(await one(target('Connections per worker', 1), A), 2, 'a: max per worker 2');
-  t.equal(await one(target('Connections per worker', 1), B), 3, 'b: max per worker 3');
+  t.equal(await one(target('Connections per worker', 2), A), 2, 'a: max per worker 2');
+  t.equal(await one(target('Connections per worker', 2), B), 3, 'b: max per worker 3');
   t.equal(await one(target('Acceptor queue', 0), A), 2, 'a: queue depth 2');
   t.equal(await one(target('Acceptor queue', 0), B), 0, 'b: queue depth 0');
   t.equal(await one(target('Acceptor queue', 1), A), 2, 'a: queue capacity 2');
