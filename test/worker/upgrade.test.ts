@@ -7,7 +7,7 @@ import WebSocket from 'ws';
 import { io as ioClient } from 'socket.io-client';
 import { fixture, sleep, start, until, workerPids } from '../helpers/cli.js';
 import { get } from '../helpers/http.js';
-import { scrape, untilValue, value } from '../helpers/metrics.js';
+import { read, scrape, untilValue, value } from '../helpers/metrics.js';
 
 interface Client {
   ws: WebSocket;
@@ -126,4 +126,39 @@ t.test("socket.io's default transports (polling, then upgrade) with one worker",
   t.match(ack, /^echo p from \d+$/);
   await until(() => s.io.engine.transport.name === 'websocket');
   t.pass('upgraded from polling to websocket');
+});
+
+t.test('--idle-timeout on a WebSocket: pings keep it open past it; silence closes it, counted timeout', async (t) => {
+  const acc = await start(['--workers', '1', '--idle-timeout', '1s', fixture('apps/ws.mjs')]);
+  t.teardown(() => acc.stop('SIGKILL'));
+  const a = client(acc.port);
+  await opened(a);
+  const pinging = setInterval(() => a.ws.ping(), 250);
+  await sleep(2500);
+  clearInterval(pinging);
+  t.equal(await echo(a, 'still'), 'echo still', 'open 2.5 s into a 1 s idle timeout: the pings moved bytes');
+  const quiet = Date.now();
+  const end = (await a.ended) as { code: number };
+  const after = Date.now() - quiet;
+  t.equal(end.code, 1006, 'then cut');
+  t.ok(after >= 1000, `not before the idle timeout (${after} ms after the last traffic)`);
+  t.equal(await read(acc.metricsPort, 'acceptor_connection_errors_total{reason="timeout"}'), 1);
+});
+
+t.test("a reload with an open WebSocket: the old worker's app sends its close frame; the client reconnects to the new worker", async (t) => {
+  const acc = await start(['--workers', '1', fixture('apps/ws.mjs')]);
+  t.teardown(() => acc.stop('SIGKILL'));
+  const a = client(acc.port);
+  await opened(a);
+  const [old] = workerPids(acc);
+  const mark = acc.lines.length;
+  acc.proc.kill('SIGHUP');
+  t.match(await a.ended, { code: 1001, reason: 'server going away' });
+  await acc.waitFor((l) => l.msg === 'reload done', 15_000, mark);
+  t.notOk(workerPids(acc).includes(old!), 'the old worker has exited');
+  t.same(acc.lines.slice(mark).filter((l) => l.msg === 'worker stopped').map((l) => [l.reason, l.signal]), [['reload', null]], 'by the drain, not killed');
+  const b = client(acc.port);
+  await opened(b);
+  t.equal(await echo(b, 'again'), 'echo again');
+  b.ws.close();
 });
