@@ -125,6 +125,8 @@ t.test('workers busy with CPU bursts are waited for: nobody is refused while eve
   for (let i = 0; i < 3; i++) {
     // One 1.5 s burst per worker (the least-loaded hand-off spreads them): each is silent long
     // enough, well past the 400 ms that makes it stalled, for the primary to see it.
+    // Both ready again (a heartbeat after the last burst), so that one burst goes to each.
+    await untilValue(acc.metricsPort, 'acceptor_workers{state="ready"}', 2);
     const seen = stalls();
     const bursts = [rawRequest(acc.port, '/block'), rawRequest(acc.port, '/block')];
     await until(() => stalls() >= seen + 2, 30_000);
