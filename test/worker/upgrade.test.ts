@@ -136,8 +136,9 @@ t.test('--idle-timeout on a WebSocket: pings keep it open past it; silence close
   const pinging = setInterval(() => a.ws.ping(), 250);
   await sleep(2500);
   clearInterval(pinging);
-  t.equal(await echo(a, 'still'), 'echo still', 'open 2.5 s into a 1 s idle timeout: the pings moved bytes');
+  // Timed from before the last message: the server's last write is after this, never before.
   const quiet = Date.now();
+  t.equal(await echo(a, 'still'), 'echo still', 'open 2.5 s into a 1 s idle timeout: the pings moved bytes');
   const end = (await a.ended) as { code: number };
   const after = Date.now() - quiet;
   t.equal(end.code, 1006, 'then cut');
