@@ -13,9 +13,6 @@ const LINGER_MS = 2000;
 export type Refuse = (socket: Socket) => void;
 
 const swallow = (): void => {};
-function closeOnTimeout(this: Socket): void {
-  this.destroy();
-}
 
 /**
  * A fatal TLS alert record, internal_error (80), sent before any handshake: a TLS client reports
@@ -61,7 +58,10 @@ export function makeRefuse(payload: Buffer | 'reset'): Refuse {
   }
   return (socket) => {
     socket.on('error', swallow);
-    socket.setTimeout(LINGER_MS, closeOnTimeout);
+    // A deadline, not an idle timeout (socket.setTimeout): a client that keeps sending after its
+    // answer would re-arm that for ever, and hold a descriptor of the primary's.
+    const linger = setTimeout(() => socket.destroy(), LINGER_MS).unref();
+    socket.once('close', () => clearTimeout(linger));
     socket.resume();
     socket.end(payload);
   };

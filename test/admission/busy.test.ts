@@ -6,6 +6,9 @@ import { createServer, connect, type Socket, type Server } from 'node:net';
 import { get } from 'node:http';
 import { once } from 'node:events';
 import { busyFor, busyPayload, makeRefuse, TLS_BUSY_ALERT } from '../../src/admission/busy.js';
+import { start, fixture, TRANSPORTS } from '../helpers/cli.js';
+import { rawRequest } from '../helpers/http.js';
+import { untilValue } from '../helpers/metrics.js';
 import { connect as tlsConnect } from 'node:tls';
 
 /** A loopback server that refuses every connection with `payload`; `sockets` are its own ends. */
@@ -78,9 +81,37 @@ t.test('a client that reads the answer but never closes is let go after the ling
   c.on('data', (d: Buffer) => (got += d));
   await once(c, 'end');
   t.match(got, /^HTTP\/1\.1 503 /, 'the whole answer first');
+  const ended = Date.now();
   const hadError = await Promise.race([closed(sockets[0]!), new Promise((r) => setTimeout(() => r('still open after 10 s'), 10_000).unref())]);
+  const ms = Date.now() - ended;
   t.equal(hadError, false, 'the server end closed by itself, without an error');
+  t.ok(ms >= 1800 && ms < 4000, `after the 2 s linger, not before (${ms} ms after the answer)`);
 });
+
+for (const transport of TRANSPORTS) {
+  t.test(`${transport}: a refused client that keeps sending is read for the 2 s linger, then closed`, async (t) => {
+    const dir = t.testdir();
+    const acc = await start(['--workers', '1', '--max-connections', '1', '--backlog', '1', '--transport', transport, '--handler', fixture('hold.mjs')], { env: { HOLD_FILE: `${dir}/never` } });
+    t.teardown(() => acc.stop('SIGKILL'));
+    const held = [rawRequest(acc.port), rawRequest(acc.port)];
+    await untilValue(acc.metricsPort, 'acceptor_queue_depth', 1);
+    const c = connect({ port: acc.port, host: '127.0.0.1', allowHalfOpen: true });
+    t.teardown(() => c.destroy());
+    let got = '';
+    c.on('data', (d: Buffer) => (got += d));
+    c.write('GET / HTTP/1.1\r\nHost: x\r\n\r\n');
+    await once(c, 'end');
+    const answered = Date.now();
+    t.match(got, /^HTTP\/1\.1 503 /, 'told busy');
+    // Read and discarded while it lingers; once the server has closed, the next byte is reset.
+    const reset = new Promise<number>((resolve) => c.on('error', () => resolve(Date.now() - answered)));
+    const dribble = setInterval(() => c.write('x'), 100);
+    const ms = await Promise.race([reset, new Promise<number>((r) => setTimeout(() => r(Infinity), 10_000).unref())]);
+    clearInterval(dribble);
+    t.ok(ms >= 1800 && ms < 4000, `closed after the 2 s linger, not before (${ms} ms after the answer)`);
+    for (const h of held) h.socket.destroy();
+  });
+}
 
 t.test('a client that resets while the answer is written: the error is swallowed, nothing crashes', async (t) => {
   const { port, sockets } = await refusing(t, busyPayload('http', 1, ''));
