@@ -22,7 +22,7 @@ import { VERSION } from '../version.js';
 import { Pool } from './pool.js';
 import { loadCredentials } from '../worker/tls.js';
 import { Readiness } from './readiness.js';
-import { checkDescriptors } from './descriptors.js';
+import { fitDescriptors } from './descriptors.js';
 
 export interface Acceptor {
   readonly options: AcceptorOptions;
@@ -57,7 +57,7 @@ export async function startAcceptor(input: Partial<AcceptorOptions> = {}): Promi
   if (transportChoice?.warning) log.warn(transportChoice.warning);
   const transportName = transportChoice?.name ?? 'none';
 
-  checkDescriptors(opts, log);
+  fitDescriptors(opts, log);
 
   const fd = inheritedFd();
   // (Reached only where Node has reusePort (>= 22.12): resolveOptions refuses reuseport before.

@@ -1,14 +1,14 @@
 // Descriptors: every connection a worker holds is one, and so is every connection the primary
 // queues. Node raises every process's soft RLIMIT_NOFILE to the hard limit as it starts (as Go's
-// runtime and nginx's worker_rlimit_nofile do), so the hard limit is what counts: it is logged at
-// start and checked against what --max-connections and --backlog need. A worker out of descriptors
-// loses hand-offs in transit (counted handoff_failed), and a primary out of them resets what it
-// cannot accept (accept_failed).
+// runtime and nginx's worker_rlimit_nofile do), so the hard limit is what counts. A worker that ran
+// out would lose hand-offs in transit: the kernel drops the descriptors and those clients are closed
+// with no answer. So --max-connections and --backlog are capped at what the limit can hold, with a
+// warning: a worker is full before it runs out, and the connections beyond wait or are told busy.
 import { readFileSync } from 'node:fs';
 import type { Logger } from '../log.js';
 import type { AcceptorOptions } from '../options.js';
 
-/** Descriptors a process needs besides its connections: Node's own, the channels, an app's files and pools. */
+/** Descriptors a process keeps besides its connections: Node's own, the channels, an app's files and pools. */
 export const RESERVE = 64;
 
 /** The soft and hard RLIMIT_NOFILE of this process (Linux /proc), or undefined. */
@@ -22,19 +22,23 @@ export function nofile(): { soft: number; hard: number } | undefined {
   }
 }
 
-/** Logs the limit, and warns where it falls short of what the options need. */
-export function checkDescriptors(opts: Pick<AcceptorOptions, 'maxConnections' | 'backlog' | 'workers' | 'strategy'>, log: Logger): void {
-  const limit = nofile();
+/**
+ * Logs the limit and caps `opts.maxConnections` (a worker's) and, for handoff, `opts.backlog` (the
+ * primary's queue, beside two descriptors per worker) at what it can hold.
+ */
+export function fitDescriptors(opts: Pick<AcceptorOptions, 'maxConnections' | 'backlog' | 'workers' | 'strategy'>, log: Logger, limit = nofile()): void {
   if (limit === undefined) return;
   const { soft, hard } = limit;
   log.info({ soft, hard }, 'descriptor limit');
-  const worker = opts.maxConnections + RESERVE;
-  if (soft < worker) {
-    log.warn({ limit: soft, maxConnections: opts.maxConnections, needs: worker }, 'the descriptor limit is below what --max-connections needs in a worker: raise the hard limit (ulimit -Hn, LimitNOFILE=) or lower --max-connections');
+  const fix = ' Raise the hard limit (ulimit -Hn, systemd LimitNOFILE=) to allow more.';
+  const worker = Math.max(1, soft - RESERVE);
+  if (opts.maxConnections > worker) {
+    log.warn({ limit: soft, maxConnections: opts.maxConnections, capped: worker }, `--max-connections capped at the descriptor limit less ${RESERVE} for the worker itself:${fix}`);
+    opts.maxConnections = worker;
   }
-  // The primary holds each connection that waits in its queue (handoff), and two per worker.
-  const primary = opts.backlog + 2 * opts.workers + RESERVE;
-  if (opts.strategy === 'handoff' && soft < primary) {
-    log.warn({ limit: soft, backlog: opts.backlog, needs: primary }, 'the descriptor limit is below what --backlog needs in the primary: raise the hard limit (ulimit -Hn, LimitNOFILE=) or lower --backlog');
+  const queue = Math.max(1, soft - RESERVE - 2 * opts.workers);
+  if (opts.strategy === 'handoff' && opts.backlog > queue) {
+    log.warn({ limit: soft, backlog: opts.backlog, capped: queue }, `--backlog capped at the descriptor limit less ${RESERVE} and two per worker for the primary itself:${fix}`);
+    opts.backlog = queue;
   }
 }
