@@ -283,7 +283,7 @@ export class Pool {
         this.ready = this.ready.filter((r) => r !== rec);
         this.hooks.stalled(rec);
       } else if (rec.state === 'stalled' && !rec.stallExpired && now - rec.stalledAt >= this.opts.stallTimeout) {
-        this.log.warn({ slot: rec.slot, silentMs: silent, stallTimeout: this.opts.stallTimeout }, 'worker stalled past --stall-timeout: connections no longer wait for it');
+        this.log.warn({ slot: rec.slot, stalledMs: now - rec.stalledAt, stallTimeout: this.opts.stallTimeout }, 'worker stalled past --stall-timeout: connections no longer wait for it');
         rec.stallExpired = true;
         this.hooks.stalled(rec);
       }

@@ -21,11 +21,10 @@ t.test('every worker wedged: connections wait --stall-timeout for them, then are
     t.ok(p.ms < 1500, `within --stall-timeout + 0.5 s of arriving after the stall (${p.ms} ms)`);
   }
   // Not before: each worker was waited for --stall-timeout from its stall (the primary's own clock).
-  const stalled = acc.lines.filter((l) => l.msg === 'worker stalled: no new connections for it');
   const expired = acc.lines.filter((l) => l.msg === 'worker stalled past --stall-timeout: connections no longer wait for it');
   t.same(expired.map((l) => l.slot).sort(), [1, 2], 'each worker stopped being waited for, once');
   for (const e of expired) {
-    const waited = Number(e.time) - Number(stalled.find((l) => l.slot === e.slot)!.time);
+    const waited = Number(e.stalledMs);
     t.ok(waited >= 1000 && waited < 1500, `slot ${String(e.slot)}: --stall-timeout after its stall (${waited} ms)`);
   }
   t.equal((await read(acc.metricsPort, noWorker)) - before, 5, 'each of the 5 counted once as no_worker');
@@ -59,7 +58,7 @@ t.test('the last worker wedged: connections already waiting for a slot are told 
   t.same(told.map((r) => r.status), [503, 503], 'both told busy');
   for (const r of told) t.ok(r.ms < 10_000, `at the stall's timeout (${r.ms} ms), not at the 30 s queue timeout or when the worker wakes after 20 s`);
   const expired = acc.lines.find((l) => l.msg === 'worker stalled past --stall-timeout: connections no longer wait for it')!;
-  t.ok(Number(expired.time) - Number(stall!.time) >= 500, 'not before --stall-timeout');
+  t.ok(Number(expired.stalledMs) >= 500, `not before --stall-timeout (${String(expired.stalledMs)} ms)`);
   t.equal((await read(acc.metricsPort, noWorker)) - before, 2, 'no_worker +2');
   process.kill(wedged, 'SIGKILL');
   t.equal((await wedging.response).status, 0, 'the wedged one is lost with its worker');
