@@ -158,14 +158,15 @@ function onClose(this: Socket): void {
   if (draining && sockets.size === 0) drained();
 }
 
+// Where a connection goes, chosen once: the accept path makes no choice per connection.
+const httpServer = http?.server;
+const deliver: (socket: Socket) => void = tls ?? appServer?.take ?? (httpServer ? (s) => void httpServer.emit('connection', s) : serveTcp);
+
 function serve(socket: Socket): void {
   handled++;
   sockets.add(socket);
   socket.on('close', onClose);
-  if (tls) tls(socket);
-  else if (appServer) appServer.take(socket);
-  else if (http) http.server.emit('connection', socket);
-  else serveTcp(socket);
+  deliver(socket);
 }
 
 // Strategies where the worker accepts: it is its own admission, --max-connections at most.
