@@ -2,7 +2,7 @@
 import t from 'tap';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { start, fixture, until, sleep, workerPids, startThenBreakHandler, TRANSPORTS } from '../helpers/cli.js';
+import { start, fixture, until, sleep, workerPids, openFds, startThenBreakHandler, TRANSPORTS } from '../helpers/cli.js';
 import { rawClient, rawRequest, get, underLoad } from '../helpers/http.js';
 import { REJECT_REASONS } from '../../src/admission/busy.js';
 import { scrape, value, read, untilValue } from '../helpers/metrics.js';
@@ -161,6 +161,39 @@ t.test('worker_exit counts connections lost with a killed worker', async (t) => 
   t.equal(value(text, 'acceptor_connection_errors_total{reason="worker_exit"}'), 2, 'both lost connections counted');
   t.equal(value(text, 'acceptor_worker_restarts_total{reason="crash"}'), 1);
   await Promise.all(held.map((h) => h.response));
+});
+
+// The issue's over-count: connections the worker had closed, whose close reports still waited to
+// be read when its exit was handled, were counted lost with it. Made certain here: the primary is
+// stopped (SIGSTOP) while the worker serves and closes M of its K + M connections and reports
+// them, then the worker is killed; only then does the primary run again, finding both the exit and
+// the reports. Exactly the K it still held open are lost.
+for (const transport of TRANSPORTS) t.test(`${transport}: worker_exit is exactly the connections the worker still held open; the ones it had just closed are not counted`, async (t) => {
+  const dir = t.testdir();
+  const acc = await start(['--workers', '1', '--transport', transport, '--handler', fixture('hold.mjs'), '--watchdog', '0'], { env: { HOLD_DIR: dir } });
+  t.teardown(() => (process.kill(acc.proc.pid!, 'SIGCONT'), acc.stop('SIGKILL')));
+  const [pid] = workerPids(acc);
+  const base = openFds(pid!);
+  const K = 3;
+  const M = 5;
+  const held = Array.from({ length: K }, (_, i) => rawRequest(acc.port, `/held${i}`));
+  const done = Array.from({ length: M }, (_, i) => rawRequest(acc.port, `/done${i}`));
+  await until(async () => value(await scrape(acc.metricsPort), 'acceptor_worker_connections{worker="1"}') === K + M);
+  const before = await read(acc.metricsPort, 'acceptor_connection_errors_total{reason="worker_exit"}');
+  process.kill(acc.proc.pid!, 'SIGSTOP');
+  for (let i = 0; i < M; i++) writeFileSync(join(dir, `done${i}`), '');
+  t.same((await Promise.all(done.map((d) => d.response))).map((r) => r.status), Array(M).fill(200), 'the M answered');
+  // The worker has closed them (its descriptors say so) and reported it in the same loop turn.
+  await until(() => openFds(pid!) === base + K);
+  await sleep(100);
+  process.kill(pid!, 'SIGKILL');
+  await sleep(100);
+  process.kill(acc.proc.pid!, 'SIGCONT');
+  t.same((await Promise.all(held.map((h) => h.response))).map((r) => r.status), Array(K).fill(0), 'the K held die with it');
+  await until(async () => value(await scrape(acc.metricsPort), 'acceptor_workers{state="ready"}') === 1);
+  const m = await scrape(acc.metricsPort);
+  t.equal(value(m, 'acceptor_connection_errors_total{reason="worker_exit"}')! - before, K, `worker_exit +${K}, not +${K + M}`);
+  t.equal(value(m, 'acceptor_worker_connections{worker="1"}'), 0, 'no slot left taken');
 });
 
 /** Every `acceptor_*_total` sample of a scrape, by series. */
