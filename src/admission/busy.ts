@@ -46,7 +46,7 @@ export const busyFor = (o: Pick<AcceptorOptions, 'protocol' | 'retryAfter' | 'tc
  * answer is written: closing with unread request bytes would make the kernel send a reset,
  * which can destroy the 503 in the client's receive buffer before the client reads it.
  */
-export function makeRefuse(payload: Buffer | 'reset'): Refuse {
+export function makeRefuse(payload: Buffer | 'reset', maxLingering = Number.MAX_SAFE_INTEGER): Refuse {
   if (payload === 'reset') {
     return (socket) => {
       // Only a failing reset could emit here (libuv's EINVAL for a socket already shutting down,
@@ -56,13 +56,17 @@ export function makeRefuse(payload: Buffer | 'reset'): Refuse {
       socket.resetAndDestroy();
     };
   }
+  let lingering = 0;
   return (socket) => {
     socket.on('error', swallow);
+    socket.resume();
+    // No descriptor to spare for lingering (the limit's budget): closed once the answer is out.
+    if (lingering >= maxLingering) return void socket.end(payload, () => socket.destroy());
+    lingering++;
     // A deadline, not an idle timeout (socket.setTimeout): a client that keeps sending after its
     // answer would re-arm that for ever, and hold a descriptor of the primary's.
     const linger = setTimeout(() => socket.destroy(), LINGER_MS).unref();
-    socket.once('close', () => clearTimeout(linger));
-    socket.resume();
+    socket.once('close', () => (lingering--, clearTimeout(linger)));
     socket.end(payload);
   };
 }

@@ -7,7 +7,7 @@ import type { Waiting } from '../admission/queue.js';
 import type { WorkerRecord } from '../primary/pool.js';
 import { clock } from '../clock.js';
 import type { Channel, FdpassAddon, Listener, Refuser } from '../native/fdpass.js';
-import type { ForkLink, Sink, Transport } from './transport.js';
+import { UNBOUNDED, type ForkLink, type PrimaryBudget, type Sink, type Transport } from './transport.js';
 
 interface Link {
   ch: Channel;
@@ -47,8 +47,9 @@ export class FdpassTransport implements Transport<number> {
   constructor(
     private readonly addon: FdpassAddon,
     busy: Buffer | 'reset',
+    private readonly budget: PrimaryBudget = UNBOUNDED,
   ) {
-    this.refuser = addon.refuser(busy === 'reset' ? null : busy);
+    this.refuser = addon.refuser(busy === 'reset' ? null : busy, budget.maxLingering);
   }
 
   start(server: Server, sink: Sink<number>): void {
@@ -68,7 +69,7 @@ export class FdpassTransport implements Transport<number> {
       const at = clock();
       for (let i = 0; i < fds.length; i++) sink.admit(fds[i]!, at);
       sink.batchDone();
-    });
+    }, this.budget.acceptBatch);
     // The addon accepts on its own copy from now on; libuv must stop accepting on this one.
     server.close();
   }

@@ -61,3 +61,17 @@ export function chooseTransport(option: TransportOption): { name: TransportName;
   if (option === 'fdpass') throw new OptionError('transport', `invalid --transport "fdpass": ${loaded.error}`);
   return { name: 'ipc', warning: `fdpass transport unavailable, using ipc: ${loaded.error}` };
 }
+
+/**
+ * What the primary may hold at once besides its queue (handoff): connections accepted in one batch
+ * before each is handed on or refused, and refused ones lingering until their client closes. Past
+ * these the accept loop waits a turn and refusals close at once, so the descriptors the limit keeps in reserve stay
+ * free for the primary's own endpoints (/healthz, /readyz, /metrics) and the accept itself.
+ */
+export interface PrimaryBudget {
+  acceptBatch: number;
+  maxLingering: number;
+}
+
+/** No limit known: the accept loop's own batch, and refusals all linger. */
+export const UNBOUNDED: PrimaryBudget = { acceptBatch: 1024, maxLingering: Number.MAX_SAFE_INTEGER };

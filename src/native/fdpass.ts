@@ -12,8 +12,8 @@ export type Receiver = { readonly __receiver: unique symbol };
 export type Refuser = { readonly __refuser: unique symbol };
 
 export interface FdpassAddon {
-  /** Accepts on a dup of `fd` (close your copy); one call per wake-up with the batch. */
-  listen(fd: number, onBatch: (fds: Int32Array, failed: number, errno: number) => void): Listener;
+  /** Accepts on a dup of `fd` (close your copy); one call per wake-up with the batch (at most `maxBatch`, 1024). */
+  listen(fd: number, onBatch: (fds: Int32Array, failed: number, errno: number) => void, maxBatch?: number): Listener;
   unlisten(l: Listener): void;
   /** A SOCK_SEQPACKET pair: [handle, the worker's end to pass at fork]. */
   channel(onClosed: (n: number) => void, onWritable: () => void): [Channel, number];
@@ -30,8 +30,8 @@ export interface FdpassAddon {
   report(rx: Receiver, n: number): number;
   /** Blocks up to `ms` until every report is sent: for a worker about to exit. */
   flushSync(rx: Receiver, ms: number): boolean;
-  /** Busy answers from C: `payload` written, then a lingering close; null refuses with a reset. */
-  refuser(payload: Buffer | null): Refuser;
+  /** Busy answers from C: `payload` written, then a lingering close (at most `maxLingering` at once, else closed at once); null refuses with a reset. */
+  refuser(payload: Buffer | null, maxLingering?: number): Refuser;
   /** Answers `fd` busy and takes it. */
   refuse(r: Refuser, fd: number): void;
   /** Refused sockets still waiting for their client to close (at most 2 s each). */

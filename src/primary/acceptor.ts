@@ -57,7 +57,7 @@ export async function startAcceptor(input: Partial<AcceptorOptions> = {}): Promi
   if (transportChoice?.warning) log.warn(transportChoice.warning);
   const transportName = transportChoice?.name ?? 'none';
 
-  fitDescriptors(opts, log);
+  const budget = fitDescriptors(opts, log);
 
   const fd = inheritedFd();
   // (Reached only where Node has reusePort (>= 22.12): resolveOptions refuses reuseport before.
@@ -118,7 +118,7 @@ export async function startAcceptor(input: Partial<AcceptorOptions> = {}): Promi
   });
   if (handoff) {
     const busy = busyFor(opts);
-    const transport = (transportName === 'fdpass' ? new FdpassTransport((loadFdpass() as { addon: never }).addon, busy) : new IpcTransport(makeRefuse(busy))) as Transport<unknown>;
+    const transport = (transportName === 'fdpass' ? new FdpassTransport((loadFdpass() as { addon: never }).addon, busy, budget) : new IpcTransport(makeRefuse(busy, budget.maxLingering))) as Transport<unknown>;
     dispatch = new Handoff(bound.server as Server, pool, opts.maxConnections, opts.backlog, opts.queueTimeout, counters, transport);
   }
   const queueDepth = (): number | undefined => dispatch?.queue.length;

@@ -5,9 +5,11 @@ import { readFileSync } from 'node:fs';
 import { spawnSync } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { connect, type Socket } from 'node:net';
 import { start, workerPids, fixture, until } from '../helpers/cli.js';
 import { get, rawRequest } from '../helpers/http.js';
-import { scrape, value } from '../helpers/metrics.js';
+import { scrape, value, read } from '../helpers/metrics.js';
+import { listenQueueDepth } from '../../src/metrics/kernel.js';
 
 const skip = spawnSync('prlimit', ['--version']).status === 0 || process.env.CI ? false : 'prlimit not installed (util-linux); CI installs it';
 const softOf = (pid: number): number => Number(/^Max open files\s+(\d+)/m.exec(readFileSync(`/proc/${pid}/limits`, 'utf8'))![1]);
@@ -28,14 +30,14 @@ t.test('a hard limit too low for --max-connections and --backlog caps both, sayi
   const acc = await start(['--workers', '2', '--transport', 'fdpass', '--max-connections', '1000', '--backlog', '511', '--queue-timeout', '60s', '--handler', fixture('hold.mjs')], { wrap: ['prlimit', '--nofile=256:256'], env: { HOLD_FILE: join(dir, 'release') } });
   t.teardown(() => acc.stop('SIGKILL'));
   t.match(acc.lines.find((l) => String(l.msg).startsWith('descriptor limit')), { soft: 256, hard: 256 });
-  const warnings = acc.lines.filter((l) => l.level === 40 && /capped at the descriptor limit/.test(String(l.msg)));
+  const warnings = acc.lines.filter((l) => l.level === 40 && /capped at .*the descriptor limit/.test(String(l.msg)));
   t.match(warnings, [
     { limit: 256, maxConnections: 1000, capped: 192, msg: '--max-connections capped at the descriptor limit less 64 for the worker itself: Raise the hard limit (ulimit -Hn, systemd LimitNOFILE=) to allow more.' },
-    { limit: 256, backlog: 511, capped: 188, msg: '--backlog capped at the descriptor limit less 64 and two per worker for the primary itself: Raise the hard limit (ulimit -Hn, systemd LimitNOFILE=) to allow more.' },
+    { limit: 256, backlog: 511, capped: 94, msg: '--backlog capped at half the descriptor limit less 64 and two per worker for the primary itself: Raise the hard limit (ulimit -Hn, systemd LimitNOFILE=) to allow more.' },
   ]);
   t.equal(warnings.length, 2);
   let m = await scrape(acc.metricsPort);
-  t.same([value(m, 'acceptor_worker_max_connections'), value(m, 'acceptor_queue_capacity')], [192, 188], 'what admission uses');
+  t.same([value(m, 'acceptor_worker_max_connections'), value(m, 'acceptor_queue_capacity')], [192, 94], 'what admission uses');
   // 450 clients: 2 × 192 held by the workers, 66 waiting. Uncapped, a worker would have run out of
   // descriptors and the kernel would have dropped hand-offs: clients closed with no answer.
   const clients = Array.from({ length: 450 }, () => rawRequest(acc.port));
@@ -50,3 +52,59 @@ t.test('a hard limit too low for --max-connections and --backlog caps both, sayi
   m = await scrape(acc.metricsPort);
   t.same(['handoff_failed', 'accept_failed', 'worker_exit'].map((r) => value(m, `acceptor_connection_errors_total{reason="${r}"}`)), [0, 0, 0], 'nothing dropped');
 });
+
+// Refusals linger (the answer, then the request read until the client closes, 2 s at most), each
+// holding a descriptor of the primary's. Clients that read "busy" and stay connected must not use
+// up the descriptors the primary keeps for its own endpoints and for the answer itself.
+t.test('out of descriptors for lingering refusals: every client still told busy; /healthz, /readyz and /metrics answer', { skip }, async (t) => {
+  const dir = t.testdir();
+  const acc = await start(['--workers', '2', '--max-connections', '10', '--backlog', '10', '--queue-timeout', '60s', '--handler', fixture('hold.mjs')], { wrap: ['prlimit', '--nofile=256:256'], env: { HOLD_FILE: join(dir, 'release') } });
+  t.teardown(() => (process.kill(acc.proc.pid!, 'SIGCONT'), acc.stop('SIGKILL')));
+  const before = await scrape(acc.metricsPort);
+  // The 30 admitted first (20 in the workers' slots, 10 queued), then 400 more that stay
+  // connected after their answer (half-open: they never close first).
+  const admitted = Array.from({ length: 30 }, () => rawRequest(acc.port));
+  await Promise.all(admitted.map((c) => c.connected));
+  await until(async () => value(await scrape(acc.metricsPort), 'acceptor_queue_depth') === 10);
+  const N = 400;
+  const refused = Array.from({ length: N }, () => stayingClient(acc.port));
+  const answers = await Promise.all(refused.map((c) => c.answer));
+  t.same(tally(answers), { 503: N }, `all ${N} told busy`);
+  // While they all still hold their connections: the primary's own endpoints answer.
+  for (const path of ['/healthz', '/readyz', '/metrics']) t.equal((await get(acc.metricsPort, path)).status, path === '/readyz' ? 503 : 200, path);
+  const m = await scrape(acc.metricsPort);
+  const delta = (s: string): number => value(m, s)! - value(before, s)!;
+  t.same([delta('acceptor_connections_rejected_total{reason="queue_full"}'), delta('acceptor_connection_errors_total{reason="accept_failed"}')], [N, 0], 'counted queue_full, none failed');
+  for (const c of refused) c.socket.destroy();
+  // A burst: the primary stopped while 300 connect, all waiting in the kernel's queue at once
+  // when it runs again. Its accept batches stop short of the limit; each client is told busy.
+  process.kill(acc.proc.pid!, 'SIGSTOP');
+  const burst = Array.from({ length: 300 }, () => stayingClient(acc.port));
+  await until(async () => (await listenQueueDepth(acc.port)) === 300);
+  process.kill(acc.proc.pid!, 'SIGCONT');
+  t.same(tally(await Promise.all(burst.map((c) => c.answer))), { 503: 300 }, 'a burst of 300: all told busy');
+  for (const c of burst) c.socket.destroy();
+  t.equal(await read(acc.metricsPort, 'acceptor_connection_errors_total{reason="accept_failed"}'), 0, 'no accept failed');
+  writeFileSync(join(dir, 'release'), '');
+  t.same(tally(await Promise.all(admitted.map((c) => c.response.then((r) => ({ status: r.status }))))), { 200: 30 }, 'the 30 admitted served');
+});
+
+const tally = (answers: { status: number }[]): Record<number, number> => answers.reduce<Record<number, number>>((o, a) => ((o[a.status] = (o[a.status] ?? 0) + 1), o), {});
+
+/** Sends a request and reads the answer's status line, but never closes first (allowHalfOpen). */
+function stayingClient(port: number): { socket: Socket; answer: Promise<{ status: number }> } {
+  const socket = connect({ port, host: '127.0.0.1', allowHalfOpen: true });
+  socket.setEncoding('latin1');
+  const answer = new Promise<{ status: number }>((resolve) => {
+    let data = '';
+    const done = (): void => resolve({ status: Number(/^HTTP\/1\.1 (\d{3})/.exec(data)?.[1] ?? 0) });
+    socket.on('data', (d: string) => {
+      data += d;
+      if (data.includes('\r\n\r\n')) done();
+    });
+    socket.on('error', done);
+    socket.on('end', done);
+  });
+  socket.write('GET / HTTP/1.1\r\nHost: x\r\n\r\n');
+  return { socket, answer };
+}
