@@ -4,7 +4,7 @@
 // the channel takes; on EAGAIN the rest stay, in order, until the channel is writable again.
 import type { Server } from 'node:net';
 import type { Waiting } from '../admission/queue.js';
-import type { WorkerRecord } from '../primary/pool.js';
+import type { WorkerRecord } from './workers.js';
 import { clock } from '../clock.js';
 import type { Channel, FdpassAddon, Listener, Refuser } from '../native/fdpass.js';
 import { UNBOUNDED, type ForkLink, type PrimaryBudget, type Sink, type Transport } from './transport.js';

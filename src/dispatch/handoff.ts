@@ -8,7 +8,7 @@ import { BoundedQueue, type Waiting } from '../admission/queue.js';
 import { clock } from '../clock.js';
 import type { RejectReason } from '../admission/busy.js';
 import type { Counters } from '../metrics/counters.js';
-import type { Pool, WorkerRecord } from '../primary/pool.js';
+import type { Workers, WorkerRecord } from './workers.js';
 import type { Sink, Transport } from './transport.js';
 
 export class Handoff<C> implements Sink<C> {
@@ -19,7 +19,7 @@ export class Handoff<C> implements Sink<C> {
 
   constructor(
     server: Server,
-    private readonly pool: Pool,
+    private readonly pool: Workers,
     private readonly maxConnections: number,
     backlog: number,
     private readonly queueTimeout: number,

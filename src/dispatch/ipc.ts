@@ -5,7 +5,7 @@ import type { Server } from 'node:net';
 import type { Refuse } from '../admission/busy.js';
 import type { Worker } from 'node:cluster';
 import type { Waiting } from '../admission/queue.js';
-import type { WorkerRecord } from '../primary/pool.js';
+import type { WorkerRecord } from './workers.js';
 import { clock } from '../clock.js';
 import { acceptRaw, asSocket, releaseSent, type Conn } from './accept.js';
 import type { Sink, Transport } from './transport.js';

@@ -4,7 +4,7 @@
 // depend on which: the dispatcher counts a slot when it assigns a connection, whatever carries it.
 import type { Server } from 'node:net';
 import type { Waiting } from '../admission/queue.js';
-import type { WorkerRecord } from '../primary/pool.js';
+import type { WorkerRecord } from './workers.js';
 import { loadFdpass } from '../native/fdpass.js';
 import { OptionError, type TransportOption } from '../options.js';
 

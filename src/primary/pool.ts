@@ -6,38 +6,10 @@ import type { Logger } from '../log.js';
 import type { AcceptorOptions } from '../options.js';
 import type { Counters, RestartReason } from '../metrics/counters.js';
 import type { ForkLink } from '../dispatch/transport.js';
+import type { WorkerRecord } from '../dispatch/workers.js';
 import { HEARTBEAT_MS, STALL_MS, type FromWorker, type WorkerConfig } from '../worker/protocol.js';
 
-export type WorkerState = 'starting' | 'ready' | 'stalled' | 'draining';
-
-export interface WorkerRecord {
-  slot: number;
-  worker: Worker;
-  state: WorkerState;
-  /** Connections handed to it and not yet reported closed (handoff), or reported open (others). */
-  active: number;
-  /** Of those, ipc sends not completed yet (handoff): not lost if it dies now. */
-  unsent: number;
-  /** The hand-off transport's own state for this worker (fdpass: its channel and outbox). */
-  link?: unknown;
-  startedAt: number;
-  readyAt: number;
-  lastBeat: number;
-  /** When it was last marked stalled; connections stop waiting for it --stall-timeout later. */
-  stalledAt: number;
-  /** Stalled for --stall-timeout: nobody waits for it any more. */
-  stallExpired: boolean;
-  /** Set once it has exited: late callbacks use it to tell. */
-  gone: boolean;
-  /** Why it was told to stop, if it was (a planned exit is not a crash). */
-  retiring?: RestartReason | 'shutdown';
-  /** A reload's new worker: if it dies before ready, the old one keeps the slot; no replacement. */
-  candidate: boolean;
-  /** Killed at the end of --drain-timeout: what it still held is counted `drain_timeout`. */
-  drainTimedOut?: boolean;
-  onReady?: () => void;
-  onEarlyExit?: () => void;
-}
+export type { WorkerRecord, WorkerState } from '../dispatch/workers.js';
 
 export interface PoolHooks {
   ready(rec: WorkerRecord): void;
