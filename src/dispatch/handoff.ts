@@ -77,7 +77,7 @@ export class Handoff<C> implements Sink<C> {
     let best: WorkerRecord | undefined;
     for (let i = 0; i < n; i++) {
       const w = ready[(this.next + i) % n]!;
-      if (w.active < this.maxConnections && (best === undefined || w.active < best.active)) best = w;
+      if (w.active < this.maxConnections && w.active < w.capacity && (best === undefined || w.active < best.active)) best = w;
     }
     if (best) this.next = (ready.indexOf(best) + 1) % n;
     return best;

@@ -28,6 +28,8 @@ export interface WorkerRecord {
   retiring?: RestartReason | 'shutdown';
   /** A reload's new worker: if it dies before ready, the old one keeps the slot; no replacement. */
   candidate: boolean;
+  /** The connections its descriptors can hold, by its own count (Infinity until told). */
+  capacity: number;
   /** Killed at the end of --drain-timeout: what it still held is counted `drain_timeout`. */
   drainTimedOut?: boolean;
   onReady?: () => void;

@@ -4,24 +4,13 @@
 // out would lose hand-offs in transit: the kernel drops the descriptors and those clients are closed
 // with no answer. So --max-connections and --backlog are capped at what the limit can hold, with a
 // warning: a worker is full before it runs out, and the connections beyond wait or are told busy.
-import { readFileSync } from 'node:fs';
 import type { Logger } from '../log.js';
+import { nofile } from '../nofile.js';
 import type { AcceptorOptions } from '../options.js';
 import { UNBOUNDED, type PrimaryBudget } from '../dispatch/transport.js';
 
 /** Descriptors a process keeps besides its connections: Node's own, the channels, an app's files and pools. */
 export const RESERVE = 64;
-
-/** The soft and hard RLIMIT_NOFILE of this process (Linux /proc), or undefined. */
-export function nofile(): { soft: number; hard: number } | undefined {
-  try {
-    const line = readFileSync('/proc/self/limits', 'utf8').split('\n').find((l) => l.startsWith('Max open files'));
-    const [soft, hard] = (line ?? '').slice('Max open files'.length).trim().split(/\s+/).map(Number);
-    return Number.isFinite(soft) && Number.isFinite(hard) ? { soft: soft!, hard: hard! } : undefined;
-  } catch {
-    return undefined;
-  }
-}
 
 /**
  * Logs the limit and caps `opts.maxConnections` (a worker's) and, for handoff, `opts.backlog` (the

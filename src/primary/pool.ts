@@ -99,7 +99,7 @@ export class Pool {
     // PORT and HOST: an app's `listen(process.env.PORT)` lands on the acceptor's endpoint.
     const worker = cluster.fork({ ACCEPTOR_WORKER_CONFIG: JSON.stringify({ ...this.config, slot } satisfies WorkerConfig), PORT: String(this.config.port), HOST: this.config.address });
     const now = Date.now();
-    const rec: WorkerRecord = { slot, worker, state: 'starting', active: 0, unsent: 0, startedAt: now, readyAt: 0, lastBeat: now, stalledAt: 0, stallExpired: false, gone: false, candidate };
+    const rec: WorkerRecord = { slot, worker, state: 'starting', active: 0, unsent: 0, capacity: Infinity, startedAt: now, readyAt: 0, lastBeat: now, stalledAt: 0, stallExpired: false, gone: false, candidate };
     this.records.add(rec);
     link?.attach(rec);
     (worker as WorkerWithRecord)[REC] = rec;
@@ -121,6 +121,7 @@ export class Pool {
     if (msg.acceptor === 'hb') {
       rec.lastBeat = Date.now();
       if (msg.c) this.hooks.counts?.(rec, msg.c);
+      if (msg.cap !== undefined) this.setCapacity(rec, msg.cap);
       if (rec.state === 'stalled') {
         rec.state = 'ready';
         rec.stallExpired = false;
@@ -139,6 +140,7 @@ export class Pool {
     }
     if (msg.acceptor === 'ready') {
       this.everReady = true;
+      if (msg.cap !== undefined) this.setCapacity(rec, msg.cap);
       rec.readyAt = rec.lastBeat = Date.now();
       if (rec.retiring) {
         // Told to drain while it was starting (a SIGTERM during a reload): that message came before
@@ -223,6 +225,13 @@ export class Pool {
       if (!this.stopping) this.fork(slot).catch(() => {});
     }, delay);
     this.pending.set(slot, t);
+  }
+
+  /** What its descriptors can hold changed; more room may take waiting connections. */
+  private setCapacity(rec: WorkerRecord, cap: number): void {
+    const more = cap > rec.capacity;
+    rec.capacity = cap;
+    if (more && rec.state === 'ready') this.hooks.ready(rec);
   }
 
   // (Not sorting, or sorting otherwise, survives mutation, equivalent: the dispatcher's ties go

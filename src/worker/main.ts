@@ -17,6 +17,8 @@ import { countUpgraded, createHttp, type HttpServing } from './http.js';
 import { sweepIdle } from './idle.js';
 import { HEARTBEAT_MS, type FromWorker, type ToWorker, type WorkerConfig } from './protocol.js';
 import { receiveHandoffs, type HandoffChannel } from './fdpass.js';
+import { DescriptorBudget } from './descriptors.js';
+import { nofile } from '../nofile.js';
 import { loadCredentials, socketErrorReason, terminateTls, type Credentials } from './tls.js';
 import { createServer as createTlsServer, type Server as TlsServer } from 'node:tls';
 
@@ -131,6 +133,22 @@ function serveTcp(socket: Socket): void {
 
 // fdpass: hand-offs arrive on their own channel, and closes are told back on it.
 let fdpass: HandoffChannel | undefined;
+
+// handoff: the connections its descriptors can hold, told the primary when it changes; warned
+// once where the app's own descriptors leave fewer than --max-connections.
+const limit = handoff ? nofile()?.soft : undefined;
+const budget = limit === undefined ? undefined : new DescriptorBudget(limit, () => sockets.size);
+let toldCap: number | undefined;
+function capacityChanged(): number | undefined {
+  if (!budget) return undefined;
+  const cap = budget.capacity();
+  if (cap === toldCap) return undefined;
+  if (cap < opts.maxConnections && (toldCap === undefined || toldCap >= opts.maxConnections)) {
+    log.warn({ limit, capacity: cap, maxConnections: opts.maxConnections }, 'worker descriptors hold fewer connections than --max-connections (the app holds the rest): the rest wait or are told busy');
+  }
+  toldCap = cap;
+  return cap;
+}
 
 function flushClosed(): void {
   const n = closedUnreported;
@@ -289,7 +307,8 @@ function exitDrained(): void {
 // Heartbeats let the primary stop handing connections to a stalled worker within STALL_MS,
 // and the watchdog replace it after --watchdog.
 // Each carries the counters: a worker that dies loses at most one heartbeat's worth of them.
-setInterval(() => send({ acceptor: 'hb', c: counts() }), HEARTBEAT_MS).unref();
+// And, in handoff, what its descriptors can hold, when that changed.
+setInterval(() => send({ acceptor: 'hb', c: counts(), cap: capacityChanged() }), HEARTBEAT_MS).unref();
 // The primary gone (the channel closed): node:cluster's worker exits by itself (cluster/child.js,
 // 'disconnect'), in every strategy and with requests in flight; cli.test.ts checks all three.
-send({ acceptor: 'ready' });
+send({ acceptor: 'ready', cap: capacityChanged() });

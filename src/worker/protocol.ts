@@ -35,11 +35,12 @@ export type ToWorker =
   | { acceptor: 'm'; id: number };
 
 export type FromWorker =
-  | { acceptor: 'ready' }
+  /** `cap`: the connections its descriptors can hold (worker/descriptors.ts), where it is known. */
+  | { acceptor: 'ready'; cap?: number }
   /** The handler could not be loaded: why, in one line; the worker exits next. */
   | { acceptor: 'fail'; error: string }
   /** Heartbeat, for the watchdog; with metrics on, the worker's counters (metrics/totals.ts). */
-  | { acceptor: 'hb'; c?: number[] }
+  | { acceptor: 'hb'; c?: number[]; cap?: number }
   /** `n` handed-off connections have closed (batched per event-loop turn). */
   | { acceptor: 'd'; n: number }
   /** Metrics answer: prom-client's registry JSON, and the worker's counters. */

@@ -43,7 +43,7 @@ async function peer(t: Test): Promise<ChildProcess> {
 
 /** A pool record for `child`, shaped as node:cluster's Worker is where the dispatcher reads it. */
 const record = (slot: number, child: ChildProcess): WorkerRecord =>
-  ({ slot, worker: { process: child, send: child.send.bind(child) }, state: 'ready', active: 0, unsent: 0, startedAt: 0, readyAt: 1, lastBeat: 0, gone: false, candidate: false }) as unknown as WorkerRecord;
+  ({ slot, worker: { process: child, send: child.send.bind(child) }, state: 'ready', active: 0, unsent: 0, capacity: Infinity, startedAt: 0, readyAt: 1, lastBeat: 0, gone: false, candidate: false }) as unknown as WorkerRecord;
 
 async function setup(t: Test, maxConnections = 4): Promise<{ server: Server; port: number; pool: StandInPool; counters: Counters; handoff: Handoff<unknown> }> {
   const server = createServer();

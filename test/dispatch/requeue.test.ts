@@ -10,7 +10,7 @@ import type { Sink, Transport } from '../../src/dispatch/transport.js';
 import type { Waiting } from '../../src/admission/queue.js';
 
 function setup(): { dispatch: Handoff<string>; assigned: [number, string][]; refused: string[]; pool: { ready: WorkerRecord[]; responsive: number; detach: (w: WorkerRecord) => void }; w1: WorkerRecord; w2: WorkerRecord; back: Waiting<string>[] } {
-  const rec = (slot: number): WorkerRecord => ({ slot, state: 'ready', active: 0, unsent: 0 }) as WorkerRecord;
+  const rec = (slot: number): WorkerRecord => ({ slot, state: 'ready', active: 0, unsent: 0, capacity: Infinity }) as WorkerRecord;
   const w1 = rec(1);
   const w2 = rec(2);
   const assigned: [number, string][] = [];

@@ -108,3 +108,33 @@ function stayingClient(port: number): { socket: Socket; answer: Promise<{ status
   socket.write('GET / HTTP/1.1\r\nHost: x\r\n\r\n');
   return { socket, answer };
 }
+
+// The app's own descriptors count too: here it holds 120 files, so the worker would run out before
+// --max-connections. It counts what its descriptors can hold and the primary assigns no more (past
+// the limit the kernel would drop hand-offs in transit, closing those clients with no answer):
+// the rest wait in the queue or are told busy.
+t.test("a worker whose app holds descriptors takes only what the rest can hold: the others wait or are told busy, none is dropped", { skip }, async (t) => {
+  const dir = t.testdir();
+  const acc = await start(['--workers', '1', '--transport', 'fdpass', '--max-connections', '192', '--queue-timeout', '60s', '--handler', fixture('hold-files.mjs')], { wrap: ['prlimit', '--nofile=256:256'], env: { HOLD_FILE: join(dir, 'release'), OPEN_FILES: '120' } });
+  t.teardown(() => acc.stop('SIGKILL'));
+  const N = 200;
+  const clients = Array.from({ length: N }, () => rawRequest(acc.port));
+  await Promise.all(clients.map((c) => c.connected));
+  let m = await scrape(acc.metricsPort);
+  await until(async () => {
+    m = await scrape(acc.metricsPort);
+    const held = value(m, 'acceptor_worker_connections{worker="1"}')! + value(m, 'acceptor_queue_depth')! + value(m, 'acceptor_connections_rejected_total{reason="queue_full"}')!;
+    return held === N;
+  });
+  const inWorker = value(m, 'acceptor_worker_connections{worker="1"}')!;
+  const busy = value(m, 'acceptor_connections_rejected_total{reason="queue_full"}')!;
+  t.ok(inWorker < 256 - 120, `the worker stopped short of its limit: ${inWorker} connections beside 120 files`);
+  t.equal(value(m, 'acceptor_queue_depth'), 95, 'the rest wait, as many as the (capped) backlog holds');
+  t.match(acc.lines.filter((l) => /worker descriptors hold fewer connections/.test(String(l.msg))), [{ level: 40, worker: 1, limit: 256, maxConnections: 192, capacity: inWorker }], 'said once, with the capacity used');
+  writeFileSync(join(dir, 'release'), '');
+  const answers = await Promise.all(clients.map((c) => c.response));
+  t.same(tally(answers), { 200: N - busy, 503: busy }, 'each served or told busy');
+  m = await scrape(acc.metricsPort);
+  t.equal(value(m, 'acceptor_connection_errors_total{reason="handoff_failed"}'), 0, 'no hand-off lost');
+  t.equal((await get(acc.port, '/')).status, 200, 'it takes connections again once it has closed them');
+});

@@ -14,7 +14,7 @@ t.test('detach: a worker whose channel failed leaves the ready list and counts a
   // In-process: a failed send reaches detach() only in the moment between a worker's death and
   // its exit event, which no end-to-end test can time.
   const pool = new Pool(resolveOptions({ workers: 2 }), {} as never, new Counters(), createLogger(0, 'silent', 'json'), { ready() {}, stalled() {}, exit() {}, message() {} });
-  const rec = (slot: number): WorkerRecord => ({ slot, state: 'ready', active: 0, unsent: 0, startedAt: 0, readyAt: 1, lastBeat: 0, gone: false, candidate: false }) as unknown as WorkerRecord;
+  const rec = (slot: number): WorkerRecord => ({ slot, state: 'ready', active: 0, unsent: 0, capacity: Infinity, startedAt: 0, readyAt: 1, lastBeat: 0, gone: false, candidate: false }) as unknown as WorkerRecord;
   const [a, b] = [rec(1), rec(2)];
   pool.ready = [a, b];
   pool.detach(a);
