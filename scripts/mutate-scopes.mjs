@@ -6,6 +6,8 @@ export const SCOPES = {
   admission: ['test/admission/queue.test.ts', 'test/admission/busy.test.ts', 'test/dispatch/handoff.test.ts', 'test/worker/tcp.test.ts', 'test/metrics/counters.test.ts'],
   dispatch: ['test/dispatch/ipc.test.ts', 'test/dispatch/handoff.test.ts', 'test/dispatch/accept.test.ts', 'test/dispatch/transport.test.ts', 'test/dispatch/fdpass.test.ts', 'test/dispatch/overload.test.ts', 'test/primary/pool.test.ts', 'test/metrics/counters.test.ts', 'test/dispatch/strategies.test.ts'],
   primary: ['test/primary/acceptor.test.ts', 'test/primary/pool.test.ts', 'test/primary/readiness.test.ts', 'test/primary/watchdog.test.ts', 'test/cli.test.ts', 'test/handler/load.test.ts', 'test/metrics/primary.test.ts', 'test/dispatch/transport.test.ts', 'test/endpoint/bind.test.ts', 'test/endpoint/inherited.test.ts', 'test/dispatch/handoff.test.ts'],
+  endpoint: ['test/endpoint/resolve.test.ts', 'test/endpoint/bind.test.ts', 'test/endpoint/inherited.test.ts', 'test/primary/acceptor.test.ts', 'test/cli.test.ts'],
+  metrics: ['test/metrics/totals.test.ts', 'test/metrics/kernel.test.ts', 'test/metrics/counters.test.ts', 'test/metrics/primary.test.ts', 'test/metrics/cluster.test.ts', 'test/metrics/eventloop.test.ts', 'test/grafana/prometheus.test.ts', 'test/primary/pool.test.ts'],
   worker: ['test/worker/http.test.ts', 'test/worker/tcp.test.ts', 'test/worker/idle.test.ts', 'test/worker/tls.test.ts', 'test/dispatch/handoff.test.ts', 'test/dispatch/fdpass.test.ts', 'test/cli.test.ts', 'test/handler/load.test.ts', 'test/metrics/cluster.test.ts', 'test/primary/pool.test.ts'],
 };
 
@@ -27,5 +29,11 @@ export const FILE_TESTS = {
   'src/dispatch/ipc.ts': ['test/dispatch/ipc.test.ts', 'test/dispatch/handoff.test.ts', 'test/dispatch/transport.test.ts', 'test/metrics/counters.test.ts', 'test/primary/pool.test.ts', 'test/dispatch/overload.test.ts', 'test/dispatch/fdpass.test.ts'],
   'src/dispatch/fdpass.ts': ['test/dispatch/handoff.test.ts', 'test/dispatch/fdpass.test.ts', 'test/dispatch/transport.test.ts', 'test/metrics/counters.test.ts', 'test/primary/pool.test.ts', 'test/dispatch/overload.test.ts', 'test/primary/acceptor.test.ts'],
   'src/dispatch/handoff.ts': ['test/dispatch/ipc.test.ts', 'test/dispatch/handoff.test.ts', 'test/dispatch/transport.test.ts', 'test/metrics/counters.test.ts', 'test/primary/pool.test.ts', 'test/dispatch/overload.test.ts', 'test/dispatch/fdpass.test.ts', 'test/primary/watchdog.test.ts', 'test/primary/acceptor.test.ts'],
+  'src/endpoint/resolve.ts': ['test/endpoint/resolve.test.ts', 'test/endpoint/bind.test.ts'],
+  'src/endpoint/bind.ts': ['test/endpoint/bind.test.ts', 'test/endpoint/resolve.test.ts', 'test/primary/acceptor.test.ts'],
+  'src/endpoint/inherited.ts': ['test/endpoint/inherited.test.ts'],
+  'src/metrics/totals.ts': ['test/metrics/totals.test.ts', 'test/metrics/counters.test.ts'],
+  'src/metrics/kernel.ts': ['test/metrics/kernel.test.ts', 'test/metrics/primary.test.ts'],
+  'src/metrics/eventloop.ts': ['test/metrics/eventloop.test.ts'],
   'src/dispatch/accept.ts': ['test/dispatch/accept.test.ts', 'test/dispatch/handoff.test.ts', 'test/dispatch/fdpass.test.ts', 'test/metrics/counters.test.ts'],
 };

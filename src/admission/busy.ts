@@ -18,7 +18,7 @@ const swallow = (): void => {};
  * A fatal TLS alert record, internal_error (80), sent before any handshake: a TLS client reports
  * it at once ("tlsv1 alert internal error"), where a plain-text 503 would be garbage to it and a
  * handshake to send a real 503 would cost the primary its most expensive work exactly when it is
- * overloaded (README, "HTTPS"). TLS has no "busy" alert; internal_error is the one for a failure
+ * overloaded (docs/https.md). TLS has no "busy" alert; internal_error is the one for a failure
  * unrelated to the peer. Record version TLS 1.2, as TLS 1.3 records are written.
  */
 export const TLS_BUSY_ALERT = Buffer.from([0x15, 0x03, 0x03, 0x00, 0x02, 0x02, 80]);

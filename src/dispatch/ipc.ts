@@ -21,7 +21,7 @@ export class IpcTransport implements Transport<Conn> {
     this.sink = sink;
     // A failed accept (out of descriptors: libuv then accepts and closes to make progress).
     // Libuv reports one only where that trick itself fails (no spare descriptor was ever
-    // reserved); the usual EMFILE is drained silently and cannot be counted here (README). So
+    // reserved); the usual EMFILE is drained silently and cannot be counted here (docs/metrics.md, accept_failed). So
     // no test reaches this callback, and its mutant survives.
     acceptRaw(server, (c) => (sink.admit(c, clock()), sink.batchDone()), () => sink.acceptFailed(1));
   }

@@ -240,7 +240,7 @@ for (const transport of TRANSPORTS) {
     t.equal(accepted, queued, 'accepted: exactly the waiting ones');
     if (transport === 'fdpass') t.equal(failed, reset, 'fdpass: each reset connection is counted once as accept_failed');
     // libuv's own EMFILE handling (uv__emfile_trick) resets the waiting connections and tells Node
-    // nothing: on ipc they cannot be counted. The README says so.
+    // nothing: on ipc they cannot be counted. docs/metrics.md says so (accept_failed).
     else t.ok(failed <= reset, `ipc: ${failed} counted for ${reset} reset`);
     writeFileSync(holdFile, '');
     const served = await Promise.all([held, ...conns].map((c) => c.response));

@@ -1,4 +1,4 @@
-// The library API (src/index.ts → startAcceptor) as the README shows it.
+// The library API (src/index.ts → startAcceptor) as docs/apps.md shows it.
 import t, { type Test } from 'tap';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';

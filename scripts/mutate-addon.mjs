@@ -1,0 +1,53 @@
+// Hand-made mutants of the fdpass addon (native/fdpass.c): StrykerJS does not mutate C. Each
+// mutant is one exact change to a promise the addon keeps (a reset, a count, a close, a timer);
+// the script applies it, rebuilds, runs the tests that cover the addon with tap's --bail, and
+// restores the source. Killed: the tests failed. `npm run mutate:addon`; one: `-- <name>`.
+// Outcomes: reports/mutation/addon.tsv. Meant for a quiet machine: ~1 min per mutant.
+import { execFileSync, spawnSync } from 'node:child_process';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+
+const SRC = 'native/fdpass.c';
+const TESTS = ['test/native/fdpass.test.ts', 'test/dispatch/fdpass.test.ts', 'test/primary/descriptors.test.ts', 'test/metrics/counters.test.ts', 'test/admission/busy.test.ts', 'test/dispatch/overload.test.ts'];
+
+/** [name, the exact text, its replacement, why it may survive (an equivalent mutant)] */
+const MUTANTS = [
+  ['reset-is-graceful', 'struct linger l = {1, 0};', 'struct linger l = {0, 0};'],
+  ['reset-all-uncounted', '        close_with_reset(c);\n        failed++;', '        close_with_reset(c);'],
+  ['emfile-with-batch-resets', 'if ((e == EMFILE || e == ENFILE) && n > 0) {', 'if ((e == EMFILE || e == ENFILE) && n < 0) {', 'second guard: the batch size keeps the primary short of the limit'],
+  ['batch-uncapped', 'while (status >= 0 && n < l->max_batch) {', 'while (status >= 0 && n < ACCEPT_BATCH) {', 'first guard: with the EMFILE break, a batch over the limit waits a turn'],
+  ['reports-last-only', 'if (r == sizeof n) total += n;', 'if (r == sizeof n) total = n;'],
+  ['sent-left-open', '    for (int i = 0; i < k; i++) close(batch[i]);\n', ''],
+  ['reclaim-forgets-reports', 'uint32_t closed = drain_reports(c->fd);', 'uint32_t closed = 0; drain_reports(c->fd);'],
+  ['truncated-uncounted', 'missing += (int)(expected - got);', 'missing += 0;'],
+  ['receiver-inheritable', 'ssize_t r = recvmsg(rx->fd, &msg, MSG_DONTWAIT | MSG_CMSG_CLOEXEC);', 'ssize_t r = recvmsg(rx->fd, &msg, MSG_DONTWAIT);'],
+  ['report-overwrites', 'rx->unreported += n;', 'rx->unreported = n;'],
+  ['linger-uncapped', 'if (discard(fd) || r->lingering >= r->max_lingering) {', 'if (discard(fd)) {'],
+  ['no-fin-after-busy', '  shutdown(fd, SHUT_WR);\n', ''],
+  ['linger-no-deadline', 'while (r->head && r->head->deadline <= now) linger_end(r, r->head);', 'while (0) linger_end(r, r->head);'],
+];
+
+const only = process.argv[2];
+const original = readFileSync(SRC, 'utf8');
+const build = () => execFileSync('node', ['native/build.mjs'], { stdio: 'ignore' });
+mkdirSync('reports/mutation', { recursive: true });
+const rows = [];
+try {
+  for (const [name, from, to, equivalent] of MUTANTS) {
+    if (only && name !== only) continue;
+    const at = original.split(from).length - 1;
+    if (at !== 1) throw new Error(`mutant ${name}: its text occurs ${at} times in ${SRC}, not once`);
+    writeFileSync(SRC, original.replace(from, to));
+    build();
+    const t0 = Date.now();
+    const r = spawnSync('npx', ['tap', '--bail', '--disable-coverage', '--reporter=silent', ...TESTS], { stdio: 'ignore', timeout: 600_000 });
+    const outcome = r.status === 0 ? 'survived' : 'killed';
+    rows.push([name, outcome, String(Math.round((Date.now() - t0) / 1000)), equivalent ?? '']);
+    console.log(`${outcome.padEnd(9)} ${name}${equivalent ? ` (${equivalent})` : ''}`);
+  }
+} finally {
+  writeFileSync(SRC, original);
+  build();
+}
+writeFileSync('reports/mutation/addon.tsv', ['mutant\toutcome\tseconds\tequivalent because', ...rows.map((r) => r.join('\t'))].join('\n') + '\n');
+const killed = rows.filter((r) => r[1] === 'killed').length;
+console.log(`${killed} of ${rows.length} killed`);
