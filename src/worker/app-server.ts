@@ -12,7 +12,7 @@ import type { Logger } from '../log.js';
 import type { Protocol } from '../options.js';
 import type { Counters } from '../metrics/counters.js';
 import type { Credentials } from './tls.js';
-import { countClientErrors, endKeepAlive } from './http.js';
+import { closeIdleAfterGrace, countClientErrors, DRAIN_GRACE_MS, endKeepAlive } from './http.js';
 
 export interface AppServing {
   /** Gives the app's server a connection: the worker's own, or (TLS) the decrypted one. */
@@ -20,10 +20,12 @@ export interface AppServing {
   /** With --tls-cert: the TLS server whose decrypted connections go to the app's server. */
   tlsServer: TlsServer | undefined;
   /**
-   * Stops keeping connections alive; closes the app's server (its 'close' listeners run once its
-   * connections end) unless the app's own shutdown listeners were called to do it.
+   * Stops keeping connections alive, and holds idle ones open for the drain's grace (http.ts), even
+   * through the app's own `server.close()`. Called before the app's shutdown listeners run.
    */
-  drain(sockets: Iterable<Socket>, appOwnsExit: boolean): void;
+  drain(sockets: Iterable<Socket>): void;
+  /** Closes the app's server (its 'close' listeners run once its connections end), unless the app's own shutdown listeners were called to do it. */
+  close(appOwnsExit: boolean): void;
 }
 
 /** node:http's and node:https's servers, and node:http2's (which has updateSettings). */
@@ -44,17 +46,23 @@ export function serveAppServer(server: Server, protocol: Protocol, counters: Cou
   return {
     take: (s) => feed(server, s),
     tlsServer,
-    drain(sockets, appOwnsExit) {
+    drain(sockets) {
+      endKeepAlive(sockets);
+      if (!http) return;
       // From now on a request that arrives on a kept-alive connection is its last. (Added only now:
       // the request path pays nothing for it before.)
-      if (http) {
-        server.prependListener('request', (_req: unknown, res: { shouldKeepAlive?: boolean }) => {
-          res.shouldKeepAlive = false;
-        });
-      }
+      server.prependListener('request', (_req: unknown, res: { shouldKeepAlive?: boolean }) => {
+        res.shouldKeepAlive = false;
+      });
+      // node:http's close() (the app's, in its SIGTERM listener, or ours) closes idle connections
+      // at once; that part waits for the grace, so a request already on its way is answered.
+      const s = server as HttpServer & { closeIdleConnections?: () => void };
+      if (typeof s.closeIdleConnections !== 'function') return;
+      s.closeIdleConnections = () => {};
+      closeIdleAfterGrace({ closeIdleConnections: () => (delete (s as { closeIdleConnections?: unknown }).closeIdleConnections, s.closeIdleConnections?.()) }, s.keepAliveTimeout ?? DRAIN_GRACE_MS);
+    },
+    close(appOwnsExit) {
       if (!appOwnsExit && server.listening) server.close();
-      (server as HttpServer).closeIdleConnections?.();
-      endKeepAlive(sockets);
     },
   };
 }

@@ -255,9 +255,10 @@ function drain(): void {
   listener?.close();
   // The app's own graceful shutdown, as under PM2 or Kubernetes: its SIGTERM (or SIGINT)
   // listeners run; then it owns its exit, and this worker ends when it has closed everything.
+  appServer?.drain(sockets);
   appOwnsExit = shutdown.emit((err) => log.error({ err }, "the app's shutdown listener failed"));
   http?.drain(sockets);
-  appServer?.drain(sockets, appOwnsExit);
+  appServer?.close(appOwnsExit);
   if (sockets.size === 0) drained();
 }
 

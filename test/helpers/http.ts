@@ -123,3 +123,52 @@ export async function underLoad(port: number, loops: number, during: () => Promi
   done = true;
   return Promise.all(running);
 }
+
+/**
+ * Keep-alive clients as pools and browsers are: each sends its next request on the same
+ * connection as soon as the answer is read, and opens a new connection only when the server said
+ * `Connection: close` (or closed it after an answer). A request whose connection fails before its
+ * answer is a failure, as a client sees it. Runs until `stop()` is true.
+ */
+export async function keepAliveClients(port: number, n: number, stop: () => boolean): Promise<{ ok: number; failed: string[]; connects: number; toldClose: number }> {
+  const r = { ok: 0, failed: [] as string[], connects: 0, toldClose: 0 };
+  const one = async (): Promise<void> => {
+    while (!stop()) {
+      r.connects++;
+      const socket = connect({ port, host: '127.0.0.1' });
+      socket.setEncoding('latin1');
+      let buf = '';
+      let wake: (() => void) | undefined;
+      let ended: string | undefined;
+      socket.on('data', (d: string) => ((buf += d), wake?.()));
+      socket.on('error', (e: NodeJS.ErrnoException) => ((ended ??= e.code ?? e.message), wake?.()));
+      socket.on('close', () => ((ended ??= 'closed'), wake?.()));
+      const next = (): Promise<void> => new Promise((resolve) => (wake = resolve));
+      for (let again = true; again && !stop(); ) {
+        socket.write('GET / HTTP/1.1\r\nHost: x\r\n\r\n');
+        // One whole answer: its headers, then Content-Length bytes of body.
+        for (;;) {
+          const head = buf.indexOf('\r\n\r\n');
+          const length = head < 0 ? -1 : Number(/\r\ncontent-length: *(\d+)/i.exec(buf.slice(0, head))?.[1] ?? 0);
+          if (head >= 0 && buf.length >= head + 4 + length) {
+            const headers = buf.slice(0, head);
+            buf = buf.slice(head + 4 + length);
+            if (headers.startsWith('HTTP/1.1 200')) r.ok++;
+            else r.failed.push(headers.split('\r\n')[0]!);
+            if (/\r\nconnection: *close/i.test(headers)) (r.toldClose++, (again = false));
+            break;
+          }
+          if (ended !== undefined) {
+            r.failed.push(ended);
+            again = false;
+            break;
+          }
+          await next();
+        }
+      }
+      socket.end();
+    }
+  };
+  await Promise.all(Array.from({ length: n }, one));
+  return r;
+}

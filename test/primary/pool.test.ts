@@ -4,7 +4,7 @@ import { rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { start, fixture, workerPids, until, sleep, fileWhenWritten, type Running } from '../helpers/cli.js';
 import { read, scrape, value, untilValue, workerConnections } from '../helpers/metrics.js';
-import { rawRequest, loop, get, underLoad } from '../helpers/http.js';
+import { rawRequest, loop, get, underLoad, keepAliveClients } from '../helpers/http.js';
 import { Pool, type WorkerRecord } from '../../src/primary/pool.js';
 import { resolveOptions } from '../../src/options.js';
 import { Counters } from '../../src/metrics/counters.js';
@@ -135,6 +135,25 @@ t.test('SIGHUP: rolling reload under a request loop loses nothing and keeps the 
   t.same(after.filter((p) => before.includes(p)), [], 'every worker replaced');
   t.equal(acc.lines.filter((l, i) => i >= mark && l.msg === 'worker stopped' && l.reason === 'reload').length, 2);
   t.equal((await read(acc.metricsPort, 'acceptor_worker_restarts_total{reason="reload"}')) - restarts, 2, 'restarts{reason="reload"} +2');
+});
+
+// The old race at a drain: an idle keep-alive connection closed while its client's next request is
+// already on the way. Clients that send back to back, as pools and browsers do, lose nothing: each
+// connection is told `Connection: close` with an answer, and the client reconnects (to a new worker).
+for (const app of [undefined, 'apps/express.mjs']) t.test(`SIGHUP ×3 under keep-alive clients sending back to back (${app ?? 'a request listener'}): no request fails; each connection is told to close with an answer`, async (t) => {
+  const acc = await start(['--workers', '2', ...(app ? [fixture(app)] : [])]);
+  t.teardown(() => acc.stop('SIGKILL'));
+  let stop = false;
+  const clients = keepAliveClients(acc.port, 20, () => stop);
+  await sleep(300);
+  for (let i = 0; i < 3; i++) {
+    await reload(acc);
+    await sleep(300);
+  }
+  stop = true;
+  const r = await clients;
+  t.same(r.failed, [], `${r.ok} requests on ${r.connects} connections, none failed`);
+  t.ok(r.toldClose >= 3 * 20, `each reload told every connection to close with an answer (${r.toldClose} told)`);
 });
 
 t.test('SIGHUP: each new worker is ready before the old one drains, so no connection ever waits', async (t) => {
