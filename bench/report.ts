@@ -35,6 +35,8 @@ export interface RunResult {
   peakRssMB: number | undefined;
   /** CPU time of the primary (acceptor, cluster rr) or master (nginx) per connection accepted, µs. */
   primaryUsPerConn?: number;
+  /** CPU time of the whole server (primary and workers, user + system) per answer, µs. */
+  serverUsPerAnswer?: number;
   accounting?: Accounting;
   /** Rate of each round, when there were several (the row shows the median). */
   rounds?: number[];
@@ -45,6 +47,8 @@ export interface Ratio {
   target: string;
   baseline: string;
   ratio: number;
+  /** Server CPU per answer against the baseline's (lower is better). */
+  cpuRatio?: number;
 }
 
 export interface Report {
@@ -79,19 +83,19 @@ export function ratios(runs: RunResult[]): Ratio[] {
     for (const b of baselines) {
       if (b === r.target || (forDefaultOnly.has(b) && r.target !== 'handoff')) continue;
       const base = runs.find((x) => x.scenario === r.scenario && x.target === b && !x.skipped && x.rate > 0);
-      if (base) out.push({ scenario: r.scenario, target: r.target, baseline: b, ratio: r.rate / base.rate });
+      if (base) out.push({ scenario: r.scenario, target: r.target, baseline: b, ratio: r.rate / base.rate, ...(r.serverUsPerAnswer && base.serverUsPerAnswer ? { cpuRatio: r.serverUsPerAnswer / base.serverUsPerAnswer } : {}) });
     }
   }
   return out;
 }
 
-const HEAD = ['target', 'rate', 'p50 ms', 'p99 ms', 'p99.9 ms', '200', '503', 'client errors', 'accept/s (server)', 'rejected (server)', 'peak queue', 'peak listen q', 'overflows', 'RSS MB', 'primary µs/conn', 'accounting'];
+const HEAD = ['target', 'rate', 'server µs/answer', 'p50 ms', 'p99 ms', 'p99.9 ms', '200', '503', 'client errors', 'accept/s (server)', 'rejected (server)', 'peak queue', 'peak listen q', 'overflows', 'RSS MB', 'primary µs/conn', 'accounting'];
 
 function row(r: RunResult): string[] {
   if (r.skipped) return [r.target, `skipped: ${r.skipped}`, ...Array(HEAD.length - 2).fill('')];
   const acct = r.accounting ? (r.accounting.ok ? (r.accounting.exact ? 'exact' : 'ok ±') : 'MISMATCH') : '–';
   const lat = r.scenario === 'saturation' ? [`${f2(r.p50)}`, `${f2(r.okP99)} / ${f2(r.busyP99)}`, f2(r.p999)] : [f2(r.p50), f2(r.p99), f2(r.p999)];
-  return [r.target, `${f0(r.rate)} ${r.unit}`, ...lat, f0(r.ok), f0(r.busy), errs(r.errors), f0(r.server?.acceptRate), rej(r.server?.rejected), f0(r.server?.peakQueue), f0(r.server?.peakListenQueue), f0(r.server?.overflows), f0(r.peakRssMB), r.primaryUsPerConn === undefined ? '–' : r.primaryUsPerConn.toFixed(1), acct];
+  return [r.target, `${f0(r.rate)} ${r.unit}`, r.serverUsPerAnswer === undefined ? '–' : r.serverUsPerAnswer.toFixed(1), ...lat, f0(r.ok), f0(r.busy), errs(r.errors), f0(r.server?.acceptRate), rej(r.server?.rejected), f0(r.server?.peakQueue), f0(r.server?.peakListenQueue), f0(r.server?.overflows), f0(r.peakRssMB), r.primaryUsPerConn === undefined ? '–' : r.primaryUsPerConn.toFixed(1), acct];
 }
 
 export function table(report: Report): string {
@@ -105,6 +109,8 @@ export function table(report: Report): string {
     for (const r of rows) out.push(r.map((c, i) => (c ?? '').padEnd(w[i]!)).join('  ').trimEnd());
     const rs = report.ratios.filter((x) => x.scenario === scenario);
     if (rs.length) out.push('ratios: ' + rs.map((x) => `${x.target}/${x.baseline} ${x.ratio.toFixed(2)}×`).join('; '));
+    const cpu = rs.filter((x) => x.cpuRatio !== undefined);
+    if (cpu.length) out.push('server CPU per answer, ratios: ' + cpu.map((x) => `${x.target}/${x.baseline} ${x.cpuRatio!.toFixed(2)}×`).join('; '));
   }
   for (const n of report.notes) out.push(`note: ${n}`);
   return out.join('\n') + '\n';
@@ -119,6 +125,8 @@ export function markdown(report: Report): string {
     for (const r of runs) out.push(`| ${row(r).join(' | ')} |`);
     const rs = report.ratios.filter((x) => x.scenario === scenario);
     if (rs.length) out.push('', 'Ratios (same run): ' + rs.map((x) => `**${x.target} / ${x.baseline}: ${x.ratio.toFixed(2)}×**`).join(', '));
+    const cpu = rs.filter((x) => x.cpuRatio !== undefined);
+    if (cpu.length) out.push('', 'Server CPU per answer (same run, lower is better): ' + cpu.map((x) => `${x.target} / ${x.baseline}: ${x.cpuRatio!.toFixed(2)}×`).join(', '));
     for (const r of runs) for (const p of r.accounting?.problems ?? []) out.push('', `> ACCOUNTING MISMATCH ${r.target}: ${p}`);
     out.push('');
   }

@@ -189,6 +189,11 @@ async function runOne(o: BenchOptions, scenario: Scenario, t: TargetSpec, nginxP
     const conns = samples.before && samples.after ? samples.after.accepted - samples.before.accepted : client?.connected;
     // Per new connection: not for keep-alive, where a hundred connections carry the whole run.
     if (samples.cpuSeconds !== undefined && conns && !scenario.endsWith('keepalive')) r.primaryUsPerConn = (samples.cpuSeconds * 1e6) / conns;
+    // The efficiency headline: the whole server's CPU (primary and workers, user and system) per
+    // answer (a request, a connection in the storms, a 200 or a 503 under saturation). Bounded by
+    // nothing the shared cores do to the rate.
+    const answers = r.ok + r.busy;
+    if (samples.serverCpuSeconds !== undefined && answers > 0) r.serverUsPerAnswer = (samples.serverCpuSeconds * 1e6) / answers;
     if (samples.before && samples.after) {
       const d = serverDelta(samples.before, samples.after);
       r.server = {

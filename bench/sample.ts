@@ -1,6 +1,6 @@
 // Samples the acceptor's /metrics and the target's memory while a load runs.
 import { request } from 'node:http';
-import { readFileSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 
 export interface ServerCounters {
   accepted: number;
@@ -17,6 +17,8 @@ export interface Samples {
   peakRssBytes: number | undefined;
   /** CPU seconds (user + system) the watched process used while sampling. */
   cpuSeconds: number | undefined;
+  /** utime + stime over the run of the server's whole process tree (primary and workers). */
+  serverCpuSeconds: number | undefined;
 }
 
 function fetchText(port: number): Promise<string> {
@@ -77,10 +79,38 @@ export function cpuSeconds(pid: number): number | undefined {
   }
 }
 
+/** `pid` and every process below it (workers; nginx's), by their parent pids in /proc. */
+function tree(pid: number): number[] {
+  const parent = new Map<number, number>();
+  for (const e of readdirSync('/proc')) {
+    if (!/^\d+$/.test(e)) continue;
+    try {
+      const stat = readFileSync(`/proc/${e}/stat`, 'latin1');
+      parent.set(Number(e), Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]));
+    } catch {
+      // gone meanwhile
+    }
+  }
+  const out = [pid];
+  for (let i = 0; i < out.length; i++) for (const [p, pp] of parent) if (pp === out[i]) out.push(p);
+  return out;
+}
+
+/** utime + stime of `pid` and its descendants, by pid (a process that exits between two readings is not counted). */
+function treeCpu(pid: number): Map<number, number> {
+  const m = new Map<number, number>();
+  for (const p of tree(pid)) {
+    const s = cpuSeconds(p);
+    if (s !== undefined) m.set(p, s);
+  }
+  return m;
+}
+
 /** Starts sampling every `everyMs`; call the result to stop and get the samples. */
 export async function sampler(metricsPort: number | undefined, pid: number, everyMs = 1000): Promise<() => Promise<Samples>> {
-  const s: Samples = { before: undefined, after: undefined, peakQueue: undefined, peakListenQueue: undefined, peakRssBytes: rss(pid), cpuSeconds: undefined };
+  const s: Samples = { before: undefined, after: undefined, peakQueue: undefined, peakListenQueue: undefined, peakRssBytes: rss(pid), cpuSeconds: undefined, serverCpuSeconds: undefined };
   const cpu0 = cpuSeconds(pid);
+  const tree0 = treeCpu(pid);
   const max = (a: number | undefined, b: number | undefined): number | undefined => (b === undefined ? a : Math.max(a ?? 0, b));
   const take = async (): Promise<ServerCounters | undefined> => {
     s.peakRssBytes = max(s.peakRssBytes, rss(pid));
@@ -106,6 +136,9 @@ export async function sampler(metricsPort: number | undefined, pid: number, ever
     s.after = await take();
     const cpu1 = cpuSeconds(pid);
     s.cpuSeconds = cpu0 === undefined || cpu1 === undefined ? undefined : cpu1 - cpu0;
+    let server = 0;
+    for (const [p, c1] of treeCpu(pid)) server += c1 - (tree0.get(p) ?? 0);
+    s.serverCpuSeconds = tree0.size === 0 ? undefined : server;
     return s;
   };
 }

@@ -26,7 +26,11 @@ t.test('a tiny run writes JSON, Markdown and SVG that parse, with exact accounti
     t.equal(r.accounting?.exact, true, `${r.scenario}: exactly`);
     t.ok(r.attempts > 0, `${r.scenario}: ran (${r.attempts} attempts)`);
     t.equal(r.server?.accepted, r.attempts - r.errors.refused, `${r.scenario}: server accepted every connected attempt`);
+    // The whole tree's CPU (primary and both workers) is more than the primary's alone.
+    t.ok(r.serverUsPerAnswer! > 0, `${r.scenario}: server CPU per answer ${r.serverUsPerAnswer?.toFixed(1)} µs`);
+    if (r.scenario === 'tcp-storm') t.ok(r.serverUsPerAnswer! > r.primaryUsPerConn!, 'the primary is a part of it');
   }
+  t.ok(json.ratios.some((r) => r.target === 'handoff' && r.baseline === 'node:http' && r.cpuRatio! > 0), 'server CPU against the baseline');
   const sat = json.runs.find((r) => r.scenario === 'saturation' && r.target === 'handoff')!;
   t.equal(sat.ok + sat.busy + Object.values(sat.errors).reduce((a, b) => a + b, 0), sat.attempts);
   t.ok(json.ratios.some((r) => r.target === 'handoff' && r.baseline === 'node:http'), 'ratios against the baseline');
