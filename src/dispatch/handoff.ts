@@ -33,9 +33,8 @@ export class Handoff<C> implements Sink<C> {
   admit(conn: C, at: number): void {
     this.counters.accepted++;
     if (this.closing) return this.reject(conn, 'shutting_down');
-    // Oldest first: while anyone waits, a newcomer queues behind them. (Anyone waits only while
-    // no slot is free, as every freed slot drains the queue at once: without this check pick()
-    // finds nothing anyway, so that mutant survives, equivalent in behaviour.)
+    // Oldest first: while anyone waits, a newcomer queues behind them.
+    // Stryker disable next-line ConditionalExpression: equivalent, anyone waits only while no slot is free (every freed slot drains the queue at once), so pick() finds nothing anyway
     if (this.queue.length === 0) {
       const w = this.pick();
       if (w) return this.assign(w, conn, at);
@@ -149,21 +148,18 @@ export class Handoff<C> implements Sink<C> {
     for (let q = this.queue.shift(); q; q = this.queue.shift()) this.reject(q.item, 'no_worker');
   }
 
-  /**
-   * The queue is FIFO with one timeout, so only its head can be overdue first. (A timer that
-   * fires early finds nothing overdue and re-arms: mutants of the delay that make it early, or
-   * overflow it, which Node clamps to 1 ms, poll instead and survive, equivalent in behaviour.)
-   */
+  /** The queue is FIFO with one timeout, so only its head can be overdue first. */
   private armSweeper(): void {
     if (this.sweeper || this.queue.length === 0) return;
     const head = this.queue.peek()!;
+    // Stryker disable next-line ArithmeticOperator,MethodExpression: equivalent, a timer that fires early (or overflows, which Node clamps to 1 ms) finds nothing overdue and re-arms: it polls
     this.sweeper = setTimeout(this.sweep, Math.max(1, head.at + this.queueTimeout - clock()));
   }
 
   private sweep = (): void => {
     this.sweeper = undefined;
     const limit = clock() - this.queueTimeout;
-    // (`<` for `<=` survives: equal sub-millisecond times never meet here, equivalent.)
+    // Stryker disable next-line EqualityOperator: equivalent, equal sub-millisecond times never meet here
     for (let q = this.queue.peek(); q && q.at <= limit; q = this.queue.peek()) {
       this.queue.shift();
       this.reject(q.item, 'queue_timeout');
@@ -174,7 +170,7 @@ export class Handoff<C> implements Sink<C> {
   /** Shutdown: waiting connections and every new one are told busy (shutting_down). */
   close(): void {
     this.closing = true;
-    // (Unconditional survives, equivalent: clearTimeout(undefined) does nothing.)
+    // Stryker disable next-line ConditionalExpression: equivalent, clearTimeout(undefined) does nothing
     if (this.sweeper) clearTimeout(this.sweeper);
     for (let q = this.queue.shift(); q; q = this.queue.shift()) this.reject(q.item, 'shutting_down');
   }

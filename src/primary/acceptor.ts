@@ -60,15 +60,14 @@ export async function startAcceptor(input: Partial<AcceptorOptions> = {}): Promi
   const budget = fitDescriptors(opts, log);
 
   const fd = inheritedFd();
-  // (Reached only where Node has reusePort (>= 22.12): resolveOptions refuses reuseport before.
-  // Its mutants survive a run on Node 20 and fail test/endpoint/inherited.test.ts and
-  // test/dispatch/strategies.test.ts on Node 24, checked by hand; the option name, read by library
-  // callers only, would need a library start under socket activation.)
+  // Reached only where Node has reusePort (>= 22.12): resolveOptions refuses reuseport before. Its
+  // mutants fail test/endpoint/inherited.test.ts and test/dispatch/strategies.test.ts on Node 24
+  // (checked by hand); on Node 20 they survive.
   if (fd !== undefined && opts.strategy === 'reuseport') {
+    // Stryker disable next-line StringLiteral: the option name is read by library callers only, which would need a library start under socket activation
     throw new OptionError('strategy', 'invalid --strategy "reuseport" with a socket inherited from systemd (LISTEN_FDS): each worker binds a socket of its own; use handoff, round-robin or shared');
   }
-  // (Resolving always survives mutation, equivalent: with an inherited socket the candidates are
-  // never read.)
+  // Stryker disable next-line ConditionalExpression,ArrayDeclaration: equivalent, with an inherited socket the candidates are never read
   const candidates = fd === undefined ? await resolveEndpoint(opts.host) : [];
   if (fd === undefined) log.info({ host: opts.host ?? null, addresses: candidates.map((c) => c.address) }, 'resolved endpoint');
   else log.info({ fd }, 'serving the listening socket inherited from systemd (socket activation): --host, --port and --listen-backlog do not apply; its Backlog= does');
@@ -82,12 +81,11 @@ export async function startAcceptor(input: Partial<AcceptorOptions> = {}): Promi
   }
 
   // handoff: the primary holds the socket and accepts. The others: bind once here so a bad
-  // address fails the start in the primary, then the workers listen on it. (pauseOnConnect
-  // `false` for the inherited socket survives mutation, equivalent on Node 20–24: the dispatcher
-  // takes the raw handles (accept.ts), and pausing matters only on its 'connection' fallback.)
+  // address fails the start in the primary, then the workers listen on it.
   const bound =
     fd !== undefined
-      ? { ...inheritedAddress(fd), server: handoff ? await listenServer({ fd }, true) : undefined }
+      ? // Stryker disable next-line BooleanLiteral: equivalent on Node 20–24, the dispatcher takes the raw handles (accept.ts), and pausing matters only on its 'connection' fallback
+        { ...inheritedAddress(fd), server: handoff ? await listenServer({ fd }, true) : undefined }
       : handoff
         ? await bindEndpoint(candidates, opts.port, listenBacklog)
         : { ...(await probeEndpoint(candidates, opts.port, listenBacklog)), server: undefined };

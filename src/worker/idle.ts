@@ -5,8 +5,7 @@
 import type { Socket } from 'node:net';
 
 export function sweepIdle(sockets: Set<Socket>, idleMs: number, onIdle: (s: Socket) => void): NodeJS.Timeout {
-  // (The 25 ms floor only bounds the sweep's cost: made a ceiling, the sweep runs more often and
-  // closes within the same bounds, a surviving mutant equivalent in behaviour.)
+  // Stryker disable next-line MethodExpression: equivalent, the 25 ms floor only bounds the sweep's cost; made a ceiling, the sweep runs more often and closes within the same bounds
   const every = Math.max(25, Math.min(idleMs / 8, 5000));
   const seen = new WeakMap<Socket, { bytes: number; since: number }>();
   const timer = setInterval(() => {
@@ -15,8 +14,11 @@ export function sweepIdle(sockets: Set<Socket>, idleMs: number, onIdle: (s: Sock
       const bytes = s.bytesRead + s.bytesWritten;
       const last = seen.get(s);
       if (last === undefined || last.bytes !== bytes) seen.set(s, { bytes, since: now });
-      // (`>` for `>=` survives: equivalent, times are whole milliseconds a sweep period apart.)
-      else if (now - last.since >= idleMs) onIdle(s);
+      else if (
+        // Stryker disable next-line EqualityOperator: equivalent, times are whole milliseconds a sweep period apart
+        now - last.since >= idleMs
+      )
+        onIdle(s);
     }
   }, every);
   timer.unref();

