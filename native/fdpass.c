@@ -186,7 +186,7 @@ static void on_acceptable(uv_poll_t* h, int status, int events) {
     failed = 1;
     lastErr = -status;
   }
-  while (status >= 0 && n < ACCEPT_BATCH) {
+  while (status >= 0 && n < l->max_batch) {
     int fd = accept4(l->fd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
     if (fd >= 0) {
       l->fds[n++] = fd;

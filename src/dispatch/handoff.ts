@@ -25,6 +25,12 @@ export class Handoff<C> implements Sink<C> {
     private readonly queueTimeout: number,
     private readonly counters: Counters,
     readonly transport: Transport<C>,
+    /**
+     * Hand-offs in flight to one worker at most (ipc: Node sends one handle at a time and holds the
+     * rest, each a descriptor of the primary's, until the worker acknowledges it). Past it
+     * connections wait in the queue, within the descriptor budget. fdpass sends at once: 0 in flight.
+     */
+    private readonly maxInFlight = Number.MAX_SAFE_INTEGER,
   ) {
     this.queue = new BoundedQueue(backlog);
     transport.start(server, this);
@@ -64,6 +70,10 @@ export class Handoff<C> implements Sink<C> {
     this.counters.errors.worker_exit += n;
   }
 
+  sent(): void {
+    if (this.queue.length > 0) this.drain();
+  }
+
   private reject(conn: C, reason: RejectReason): void {
     this.counters.rejected[reason]++;
     this.transport.refuse(conn);
@@ -76,7 +86,7 @@ export class Handoff<C> implements Sink<C> {
     let best: WorkerRecord | undefined;
     for (let i = 0; i < n; i++) {
       const w = ready[(this.next + i) % n]!;
-      if (w.active < this.maxConnections && w.active < w.capacity && (best === undefined || w.active < best.active)) best = w;
+      if (w.active < this.maxConnections && w.active < w.capacity && w.unsent < this.maxInFlight && (best === undefined || w.active < best.active)) best = w;
     }
     if (best) this.next = (ready.indexOf(best) + 1) % n;
     return best;

@@ -35,7 +35,8 @@ export class IpcTransport implements Transport<Conn> {
         // Sent, but to a worker already counted out. Node reports an asynchronous write as sent
         // however it ends, so a hand-off still queued behind a full channel at the death lands here.
         if (w.gone) this.sink.lost(1);
-        return releaseSent(conn);
+        releaseSent(conn);
+        return this.sink.sent(w);
       }
       // Never written to the channel (the worker died first): the primary still holds it.
       const back = { item: conn, at };

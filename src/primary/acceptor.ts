@@ -117,7 +117,7 @@ export async function startAcceptor(input: Partial<AcceptorOptions> = {}): Promi
   if (handoff) {
     const busy = busyFor(opts);
     const transport = (transportName === 'fdpass' ? new FdpassTransport((loadFdpass() as { addon: never }).addon, busy, budget) : new IpcTransport(makeRefuse(busy, budget.maxLingering))) as Transport<unknown>;
-    dispatch = new Handoff(bound.server as Server, pool, opts.maxConnections, opts.backlog, opts.queueTimeout, counters, transport);
+    dispatch = new Handoff(bound.server as Server, pool, opts.maxConnections, opts.backlog, opts.queueTimeout, counters, transport, Math.max(1, Math.floor(budget.acceptBatch / opts.workers)));
   }
   const queueDepth = (): number | undefined => dispatch?.queue.length;
   const readiness = new Readiness({ readyWorkers: () => pool.ready.length, queueDepth, counters, threshold: opts.readyQueueThreshold ?? Math.floor(opts.backlog / 2) });

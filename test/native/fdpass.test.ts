@@ -76,6 +76,25 @@ t.test('a worker that dies: its unread hand-offs come back in order, with its la
   t.equal(addon.send(ch, fds, seq(1), 0, 1), -32, 'sending on it says EPIPE, and nothing is closed');
 });
 
+// Close reports the primary does not read at once (between accept batches) fill the channel; the
+// worker keeps the sum of those it could not send and sends it when the channel drains.
+t.test('close reports told while the channel is full add up: none lost, none counted twice', async (t) => {
+  let woke = 0;
+  const [ch, workerFd] = addon.channel((n) => (woke += n), () => {});
+  addon.wantReports(ch, false);
+  const K = 5000;
+  const c = child(workerFd, { MODE: 'recv', REPORTS: String(K) });
+  t.teardown(() => c.proc.kill('SIGKILL'));
+  const told = await c.next((l) => 'reported' in l);
+  t.equal(told.pending, true, 'the channel filled part-way: the rest waited in the worker');
+  let total = 0;
+  await until(() => (total += addon.reports(ch)) >= K, 10_000).catch(() => {});
+  await sleep(100);
+  total += addon.reports(ch);
+  t.equal(total + woke, K, `all ${K} add up, exactly`);
+  addon.reclaim(ch);
+});
+
 t.test('out of descriptors in the worker: the kernel drops the rest, and the worker counts them', async (t) => {
   const { fds } = files(t.testdir(), 240);
   const [ch, workerFd] = addon.channel(() => {}, () => {});
