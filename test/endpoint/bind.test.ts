@@ -35,6 +35,14 @@ t.test('address in use, for a strategy where the workers listen', async (t) => {
   await failsToBind(t, ['--host', '127.0.0.1', '--port', String(port), '--strategy', 'shared'], new RegExp(`cannot bind 127\\.0\\.0\\.1:${port}: EADDRINUSE`));
 });
 
+t.test('address in use on IPv6 loopback: the address in brackets, as in a URL', async (t) => {
+  const holder: Server = createServer();
+  await new Promise<void>((r) => holder.listen(0, '::1', r));
+  t.teardown(() => holder.close());
+  const port = (holder.address() as { port: number }).port;
+  await failsToBind(t, ['--host', '::1', '--port', String(port)], new RegExp(`^acceptor: cannot bind \\[::1\\]:${port}: EADDRINUSE \\(address already in use\\)$`));
+});
+
 t.test('address not on this host', async (t) => {
   // TEST-NET-2: reserved for documentation, never assigned here. Binding sends no packet.
   await failsToBind(t, ['--host', '198.51.100.1', '--port', '0'], /^acceptor: cannot bind 198\.51\.100\.1:0: EADDRNOTAVAIL \(address not available on this host\)$/);
