@@ -7,7 +7,7 @@ import { run, start, tagged, until, CLI } from '../helpers/cli.js';
 import { get } from '../helpers/http.js';
 import { effectiveBacklog, somaxconn } from '../../src/endpoint/bind.js';
 
-async function failsToBind(t: Test, args: string[], expect: RegExp, opts: { uid?: number; gid?: number; node?: string } = {}): Promise<void> {
+async function failsToBind(t: Test, args: string[], expect: RegExp, opts: { uid?: number; gid?: number; node?: string; anyHost?: true } = {}): Promise<void> {
   const r = run(args, { wait: 'none', ...opts });
   const { code } = await r.exited;
   t.equal(code, 1, 'exit 1');
@@ -100,6 +100,16 @@ t.test('IPv6 loopback, and dual stack on all interfaces', async (t) => {
   t.equal(all.lines.find((l) => l.msg === 'listening')!.address, '::', 'no host binds :: (dual stack)');
   t.equal((await get(all.port, '/', '127.0.0.1')).status, 200, 'IPv4 client on the dual-stack socket');
   t.equal((await get(all.port, '/', '::1')).status, 200, 'IPv6 client on the dual-stack socket');
+});
+
+// Without --host the candidates are :: then 0.0.0.0. A dual-stack :: in use means 0.0.0.0 is too:
+// it is not tried, and the line names the one address.
+t.test('dual stack in use: 0.0.0.0 is not tried after ::, one address named', async (t) => {
+  const holder: Server = createServer();
+  await new Promise<void>((r) => holder.listen({ host: '::', port: 0 }, r));
+  t.teardown(() => holder.close());
+  const port = (holder.address() as { port: number }).port;
+  await failsToBind(t, ['--port', String(port)], new RegExp(`^acceptor: cannot bind \\[::\\]:${port}: EADDRINUSE \\(address already in use\\)$`), { anyHost: true });
 });
 
 t.test('the kernel backlog cap is read and logged when it bites', async (t) => {
