@@ -36,7 +36,7 @@ export class IpcTransport implements Transport<Conn> {
         // however it ends, so a hand-off still queued behind a full channel at the death lands here.
         if (w.gone) this.sink.lost(1);
         releaseSent(conn);
-        return this.sink.sent(w);
+        return this.sink.sent();
       }
       // Never written to the channel (the worker died first): the primary still holds it.
       const back = { item: conn, at };

@@ -23,8 +23,8 @@ export interface Sink<C> {
   undelivered(w: WorkerRecord, back: Waiting<C>[]): void;
   /** Hand-offs delivered to a worker already counted out: lost with it. */
   lost(n: number): void;
-  /** An ipc send has ended: one fewer in flight to `w`, so waiting connections may go now. */
-  sent(w: WorkerRecord): void;
+  /** An ipc send has ended: one fewer in flight, so waiting connections may go now. */
+  sent(): void;
 }
 
 /** Set up before a worker is forked: a descriptor it inherits (as fd 4) and the transport's state. */

@@ -12,7 +12,7 @@ import type { Logger } from '../log.js';
 import type { Protocol } from '../options.js';
 import type { Counters } from '../metrics/counters.js';
 import type { Credentials } from './tls.js';
-import { closeIdleAfterGrace, countClientErrors, DRAIN_GRACE_MS, endKeepAlive } from './http.js';
+import { closeIdleAfterGrace, countClientErrors, endKeepAlive } from './http.js';
 
 export interface AppServing {
   /** Gives the app's server a connection: the worker's own, or (TLS) the decrypted one. */
@@ -54,12 +54,8 @@ export function serveAppServer(server: Server, protocol: Protocol, counters: Cou
       server.prependListener('request', (_req: unknown, res: { shouldKeepAlive?: boolean }) => {
         res.shouldKeepAlive = false;
       });
-      // node:http's close() (the app's, in its SIGTERM listener, or ours) closes idle connections
-      // at once; that part waits for the grace, so a request already on its way is answered.
-      const s = server as HttpServer & { closeIdleConnections?: () => void };
-      if (typeof s.closeIdleConnections !== 'function') return;
-      s.closeIdleConnections = () => {};
-      closeIdleAfterGrace({ closeIdleConnections: () => (delete (s as { closeIdleConnections?: unknown }).closeIdleConnections, s.closeIdleConnections?.()) }, s.keepAliveTimeout ?? DRAIN_GRACE_MS);
+      // Idle connections close after the grace, even through the app's own server.close().
+      closeIdleAfterGrace(server as HttpServer);
     },
     close(appOwnsExit) {
       if (!appOwnsExit && server.listening) server.close();

@@ -106,7 +106,7 @@ export function createHttp(handler: HttpHandler, opts: AcceptorOptions, counters
     server,
     drain(sockets) {
       draining = true;
-      closeIdleAfterGrace(server, opts.keepAliveTimeout);
+      closeIdleAfterGrace(server);
       // HTTP/2: GOAWAY; streams in flight finish, then the session closes.
       for (const s of sessions) s.close();
       endKeepAlive(sockets);
@@ -148,23 +148,28 @@ export function countClientErrors(server: Server, counters: Counters, log: Logge
   });
 }
 
-/** Responses in flight on `sockets` are the last on their connection (Connection: close). */
 /**
  * At a drain an idle keep-alive connection is not closed at once: its client may have sent its next
  * request already, and would see the connection reset under it. Each such request is answered with
  * `Connection: close` instead (the drain sets that), so a client that keeps sending moves to a new
- * connection without a failure. Connections still idle after DRAIN_GRACE_MS (or the keep-alive
- * timeout, if shorter) are closed then: a request sent at that very moment is the race that remains.
+ * connection without a failure. Connections still idle after DRAIN_GRACE_MS (or the server's
+ * keep-alive timeout, if shorter) are closed then: a request sent at that very moment is the race
+ * that remains. node:http's close() (an app's, in its SIGTERM listener) closes idle connections at
+ * once: that part waits for the grace too. (node:http2's server has no idle connections to close.)
  */
-export const DRAIN_GRACE_MS = 1000;
+const DRAIN_GRACE_MS = 1000;
 
-export function closeIdleAfterGrace(server: { closeIdleConnections?: () => void }, keepAliveTimeout: number, then?: () => void): void {
+export function closeIdleAfterGrace(server: { closeIdleConnections?: () => void; keepAliveTimeout?: number }): void {
+  if (typeof server.closeIdleConnections !== 'function') return;
+  server.closeIdleConnections = () => {};
   setTimeout(() => {
-    then?.();
+    // node:http's own again, from its prototype.
+    Reflect.deleteProperty(server, 'closeIdleConnections');
     server.closeIdleConnections?.();
-  }, Math.min(DRAIN_GRACE_MS, keepAliveTimeout)).unref();
+  }, Math.min(DRAIN_GRACE_MS, server.keepAliveTimeout ?? DRAIN_GRACE_MS)).unref();
 }
 
+/** Responses in flight on `sockets` are the last on their connection (Connection: close). */
 export function endKeepAlive(sockets: Iterable<Socket>): void {
   for (const s of sockets) {
     const res = ((tlsSocketOf(s) ?? s) as Socket & { _httpMessage?: ServerResponse })._httpMessage;

@@ -7,7 +7,7 @@ import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { connect, type Socket } from 'node:net';
 import { start, workerPids, fixture, until, TRANSPORTS } from '../helpers/cli.js';
-import { get, rawRequest } from '../helpers/http.js';
+import { get, parseResponse, rawRequest } from '../helpers/http.js';
 import { scrape, value, read } from '../helpers/metrics.js';
 import { listenQueueDepth } from '../../src/metrics/kernel.js';
 
@@ -109,7 +109,7 @@ function stayingClient(port: number): { socket: Socket; answer: Promise<{ status
   socket.setEncoding('latin1');
   const answer = new Promise<{ status: number }>((resolve) => {
     let data = '';
-    const done = (): void => resolve({ status: Number(/^HTTP\/1\.1 (\d{3})/.exec(data)?.[1] ?? 0) });
+    const done = (): void => resolve({ status: parseResponse(data).status });
     socket.on('data', (d: string) => {
       data += d;
       if (data.includes('\r\n\r\n')) done();
