@@ -1,11 +1,12 @@
 // Bind failures end the start: one line with address, port and cause, exit 1, no worker left.
 import t, { type Test } from 'tap';
-import { createServer, type Server } from 'node:net';
+import { connect, createServer, type Server, type Socket } from 'node:net';
+import { once } from 'node:events';
 import { readFileSync, statSync, copyFileSync, chmodSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { run, start, tagged, until, CLI } from '../helpers/cli.js';
 import { get } from '../helpers/http.js';
-import { effectiveBacklog, somaxconn } from '../../src/endpoint/bind.js';
+import { bindEndpoint, effectiveBacklog, somaxconn } from '../../src/endpoint/bind.js';
 
 async function failsToBind(t: Test, args: string[], expect: RegExp, opts: { uid?: number; gid?: number; node?: string; anyHost?: true } = {}): Promise<void> {
   const r = run(args, { wait: 'none', ...opts });
@@ -128,4 +129,46 @@ t.test('the kernel backlog cap is read and logged when it bites', async (t) => {
   const ho = await start(['--backlog', '5', '--workers', '1']);
   t.teardown(() => ho.stop('SIGKILL'));
   t.equal(ho.lines.find((l) => l.msg === 'listening')?.kernelBacklog, cap, 'handoff listens with the kernel maximum in front of its exact queue');
+});
+
+// The library API (bindEndpoint is what the primary calls), in this process.
+t.test('bindEndpoint: every address tried, in order, each with its cause; the error carries the first cause', async (t) => {
+  // fe80::1 without a scope: EINVAL. TEST-NET-2: not on this host. Binding sends no packet.
+  await t.rejects(bindEndpoint([{ address: 'fe80::1', family: 6 }, { address: '198.51.100.1', family: 4 }], 0, 10), {
+    name: 'BindError',
+    code: 'EINVAL',
+    message: 'cannot bind [fe80::1]:0: EINVAL (invalid address); 198.51.100.1:0: EADDRNOTAVAIL (address not available on this host)',
+  });
+});
+
+t.test('bindEndpoint: an address in use is worth the next one, unless it is the dual-stack ::', async (t) => {
+  const holder: Server = createServer();
+  await new Promise<void>((r) => holder.listen(0, '127.0.0.1', r));
+  t.teardown(() => holder.close());
+  const port = (holder.address() as { port: number }).port;
+  const b = await bindEndpoint([{ address: '127.0.0.1', family: 4 }, { address: '127.0.0.2', family: 4 }], port, 10);
+  t.teardown(() => b.server.close());
+  t.same({ address: b.address, family: b.family, port: b.port }, { address: '127.0.0.2', family: 4, port });
+});
+
+t.test('bindEndpoint pauses accepted sockets by default: the primary hands them on unread', async (t) => {
+  const b = await bindEndpoint([{ address: '127.0.0.1', family: 4 }], 0, 10);
+  t.teardown(() => b.server.close());
+  const accepted = once(b.server, 'connection');
+  const client = connect(b.port, '127.0.0.1', () => client.write('GET / HTTP/1.1\r\n\r\n'));
+  t.teardown(() => client.destroy());
+  const [socket] = (await accepted) as [Socket];
+  t.teardown(() => socket.destroy());
+  await once(client, 'connect');
+  await new Promise((r) => setTimeout(r, 300));
+  t.equal(socket.bytesRead, 0, 'nothing read: the request waits in the kernel for the worker');
+  const probe = await bindEndpoint([{ address: '127.0.0.1', family: 4 }], 0, 10, false);
+  t.teardown(() => probe.server.close());
+  const unpaused = once(probe.server, 'connection');
+  const c2 = connect(probe.port, '127.0.0.1', () => c2.write('x'));
+  t.teardown(() => c2.destroy());
+  const [s2] = (await unpaused) as [Socket];
+  t.teardown(() => s2.destroy());
+  await until(() => s2.bytesRead === 1, 5000);
+  t.pass('without the pause the server reads at once (the check above can fail)');
 });

@@ -8,7 +8,10 @@ import { fileURLToPath } from 'node:url';
 import { run, freeFixedPort, socketActivate, tagged, until } from '../helpers/cli.js';
 import { rawRequest } from '../helpers/http.js';
 import { scrape, value } from '../helpers/metrics.js';
-import { inheritedFd, inheritedAddress } from '../../src/endpoint/inherited.js';
+import { inheritedFd, inheritedAddress, procAddress } from '../../src/endpoint/inherited.js';
+import { connect, createServer, type AddressInfo } from 'node:net';
+import { once } from 'node:events';
+import { join } from 'node:path';
 import { supportsReusePort } from '../../src/options.js';
 
 const installed = spawnSync('systemd-socket-activate', ['--help']).status === 0;
@@ -67,4 +70,46 @@ t.test('--strategy reuseport cannot serve an inherited socket: exit 2, one line'
   // Where Node has reusePort, the acceptor's own check answers; before 22.12, the option's.
   t.match(lines[0], supportsReusePort() ? /^acceptor: invalid --strategy "reuseport" with a socket inherited from systemd \(LISTEN_FDS\): each worker binds a socket of its own/ : /^acceptor: invalid --strategy "reuseport": needs Node >= 22\.12/);
   await c.response;
+});
+
+// The address of an inherited socket is read from /proc/net/tcp{,6}: checked on sockets this test
+// owns, against what Node's own server.address() says, and on addresses no loopback socket can have.
+const fdOf = (h: object): number => (h as { _handle: { fd: number } })._handle.fd;
+
+t.test('/proc/net hex addresses, written as inet_ntop writes them', async (t) => {
+  t.equal(procAddress('0100007F'), '127.0.0.1');
+  t.equal(procAddress('00000000'), '0.0.0.0');
+  t.equal(procAddress('00000000000000000000000000000000'), '::');
+  t.equal(procAddress('00000000000000000000000001000000'), '::1');
+  t.equal(procAddress('0000000000000000FFFF00000100007F'), '::ffff:127.0.0.1', 'IPv4-mapped: the IPv4 part dotted');
+  t.equal(procAddress('B80D0120000000000000000001000000'), '2001:db8::1');
+  t.equal(procAddress('00000100020000000000000003000000'), '1:0:0:2::3', 'the longest run of zeros compressed, not the first (RFC 5952)');
+  t.equal(procAddress('00000100000000000000020003000000'), '1::2:0:0:3', 'of two runs as long, the first');
+});
+
+t.test('an inherited listening socket: address, family and port as Node reports them', async (t) => {
+  for (const host of ['127.0.0.1', '::1', '::ffff:127.0.0.1']) {
+    const server = createServer();
+    await new Promise<void>((r) => server.listen(0, host, r));
+    t.teardown(() => server.close());
+    const a = server.address() as AddressInfo;
+    t.same(inheritedAddress(fdOf(server)), { address: host, family: a.family === 'IPv6' ? 6 : 4, port: a.port }, host);
+  }
+});
+
+t.test('an inherited descriptor that is not a listening TCP socket: ENOTSOCK, and why', async (t) => {
+  const server = createServer();
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  t.teardown(() => server.close());
+  const client = connect((server.address() as AddressInfo).port, '127.0.0.1');
+  t.teardown(() => client.destroy());
+  await once(client, 'connect');
+  const fd = fdOf(client);
+  t.throws(() => inheritedAddress(fd), { name: 'BindError', code: 'ENOTSOCK', message: `cannot serve the inherited socket (fd ${fd}, from systemd): not listening` });
+  const unix = createServer();
+  const path = join(t.testdir(), 's');
+  await new Promise<void>((r) => unix.listen(path, r));
+  t.teardown(() => unix.close());
+  t.throws(() => inheritedAddress(fdOf(unix)), { code: 'ENOTSOCK', message: `cannot serve the inherited socket (fd ${fdOf(unix)}, from systemd): not a TCP socket` });
+  t.throws(() => inheritedAddress(65_000), { code: 'ENOTSOCK', message: 'cannot serve the inherited socket (fd 65000, from systemd): ENOENT' }, 'no such descriptor');
 });

@@ -18,5 +18,5 @@ t.test('a name gives every address the resolver has, in its order', async (t) =>
 });
 
 t.test('a name that does not resolve is an error naming it', async (t) => {
-  await t.rejects(resolveEndpoint('no-such-host.invalid'), { message: /cannot resolve host "no-such-host.invalid": E[A-Z_]+/ });
+  await t.rejects(resolveEndpoint('no-such-host.invalid'), { message: /^cannot resolve host "no-such-host\.invalid": (ENOTFOUND|EAI_AGAIN)$/, code: /^(ENOTFOUND|EAI_AGAIN)$/ });
 });
