@@ -11,7 +11,9 @@
 //                     never received, so those connections are handed on rather than lost.
 // Worker:   receiver() drains the channel (MSG_CMSG_CLOEXEC) until EAGAIN, one JS call per
 //                     wake-up; report() tells the primary how many connections closed (the
-//                     slots to free), batched, never lost on EAGAIN.
+//                     slots to free), batched, never lost on EAGAIN. give() hands an idle
+//                     connection back (a reload's drain): the primary hands it to another worker,
+//                     takeMoved() reads it there. Its slot goes with it; it is never reported closed.
 #define NAPI_VERSION 8
 #define _GNU_SOURCE
 #include <node_api.h>
@@ -29,6 +31,9 @@
 #define MAX_FDS_PER_MSG 253 /* SCM_MAX_FD */
 #define ACCEPT_BATCH 1024
 #define RECV_BATCH 4096
+/* A worker's message to the primary: a close report is one uint32 (the count); a connection
+   handed back is two, MOVE_TAG and the number of descriptors sent with it (SCM_RIGHTS). */
+#define MOVE_TAG 0xFFFFFFFFu
 
 #define CHECK(call)                                                         \
   do {                                                                      \
@@ -307,21 +312,64 @@ typedef struct {
   int closed;
   int blocked;      /* the last send met EAGAIN: wake when writable */
   int want_reports; /* wake when the worker reports closes (else they are read at the next batch) */
-  js_cb onclosed;   /* (n) connections the worker reports closed */
+  js_cb onclosed;   /* (n) connections the worker reports closed, or hands back */
   js_cb onwritable; /* () the channel took messages again after EAGAIN */
+  int* moved;       /* connections the worker handed back, read and not yet taken */
+  size_t nmoved, capmoved;
+  uint32_t moved_lost; /* handed back but dropped in transit (this process out of descriptors) */
 } channel_t;
 
 static void channel_free(uv_handle_t* h) {
-  free(h->data);
+  channel_t* c = h->data;
+  for (size_t i = 0; i < c->nmoved; i++) close_with_reset(c->moved[i]);
+  free(c->moved);
+  free(c);
 }
 
-static uint32_t drain_reports(int fd) {
-  uint32_t total = 0, n;
+static void keep_moved(channel_t* c, const int* fds, size_t k) {
+  if (c->nmoved + k > c->capmoved) {
+    size_t cap = c->capmoved ? c->capmoved : 16;
+    while (c->nmoved + k > cap) cap *= 2;
+    int* grown = realloc(c->moved, cap * sizeof(int));
+    if (!grown) { /* no memory to keep them: the clients are reset, the slots still freed */
+      for (size_t i = 0; i < k; i++) close_with_reset(fds[i]);
+      c->moved_lost += (uint32_t)k;
+      return;
+    }
+    c->moved = grown;
+    c->capmoved = cap;
+  }
+  memcpy(c->moved + c->nmoved, fds, k * sizeof(int));
+  c->nmoved += k;
+}
+
+// Reads every message the worker has sent: close reports (returned, summed) and connections
+// handed back (kept in c->moved for takeMoved()).
+static uint32_t drain_reports(channel_t* c) {
+  uint32_t total = 0, m[2];
+  char cbuf[CMSG_SPACE(MAX_FDS_PER_MSG * sizeof(int))];
   for (;;) {
-    ssize_t r = recv(fd, &n, sizeof n, MSG_DONTWAIT);
-    if (r == sizeof n) total += n;
-    else if (r < 0 && errno == EINTR) continue;
-    else break;
+    struct iovec iov = {m, sizeof m};
+    struct msghdr msg = {0};
+    msg.msg_iov = &iov;
+    msg.msg_iovlen = 1;
+    msg.msg_control = cbuf;
+    msg.msg_controllen = sizeof cbuf;
+    ssize_t r = recvmsg(c->fd, &msg, MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
+    if (r < 0 && errno == EINTR) continue;
+    if (r == sizeof m[0]) {
+      total += m[0];
+      continue;
+    }
+    if (r != sizeof m || m[0] != MOVE_TAG) break;
+    size_t got = 0;
+    for (struct cmsghdr* cm = CMSG_FIRSTHDR(&msg); cm; cm = CMSG_NXTHDR(&msg, cm)) {
+      if (cm->cmsg_level != SOL_SOCKET || cm->cmsg_type != SCM_RIGHTS) continue;
+      size_t k = (cm->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+      keep_moved(c, (int*)CMSG_DATA(cm), k);
+      got += k;
+    }
+    if (got < m[1]) c->moved_lost += m[1] - (uint32_t)got;
   }
   return total;
 }
@@ -340,8 +388,8 @@ static void on_channel(uv_poll_t* h, int status, int events) {
   channel_t* c = h->data;
   if (status < 0) events = UV_READABLE | UV_WRITABLE;
   if (events & UV_READABLE) {
-    uint32_t n = drain_reports(c->fd);
-    if (n > 0) CALL_JS(&c->onclosed, num(env, n));
+    uint32_t n = drain_reports(c);
+    if (n > 0 || c->nmoved > 0 || c->moved_lost > 0) CALL_JS(&c->onclosed, num(env, n));
   }
   if (c->closed) return;
   if ((events & UV_WRITABLE) && c->blocked) {
@@ -455,7 +503,25 @@ static napi_value js_reports(napi_env env, napi_callback_info info) {
   napi_value argv[1];
   channel_t* c = handle_args(env, info, 1, argv);
   if (!c) return NULL;
-  return num(env, c->closed ? 0 : drain_reports(c->fd));
+  return num(env, c->closed ? 0 : drain_reports(c));
+}
+
+// takeMoved(handle) -> null, or { fds, lost }: connections the worker handed back since the last
+// take (the caller's now), and how many of them were dropped in transit.
+static napi_value js_take_moved(napi_env env, napi_callback_info info) {
+  napi_value argv[1], out;
+  channel_t* c = handle_args(env, info, 1, argv);
+  if (!c) return NULL;
+  if (c->nmoved == 0 && c->moved_lost == 0) {
+    napi_get_null(env, &out);
+    return out;
+  }
+  CHECK(napi_create_object(env, &out));
+  CHECK(napi_set_named_property(env, out, "fds", int32_array(env, c->moved, c->nmoved)));
+  CHECK(napi_set_named_property(env, out, "lost", num(env, c->moved_lost)));
+  c->nmoved = 0;
+  c->moved_lost = 0;
+  return out;
 }
 
 // wantReports(handle, bool): whether a report wakes the primary (onClosed) or waits to be read.
@@ -483,7 +549,7 @@ static napi_value js_reclaim(napi_env env, napi_callback_info info) {
     return NULL;
   }
   c->closed = 1;
-  uint32_t closed = drain_reports(c->fd);
+  uint32_t closed = drain_reports(c);
   size_t cap = 256, n = 0;
   int* fds = malloc(cap * sizeof(int));
   double* at = malloc(cap * sizeof(double));
@@ -522,6 +588,11 @@ static napi_value js_reclaim(napi_env env, napi_callback_info info) {
   CHECK(napi_set_named_property(env, out, "fds", int32_array(env, fds, n)));
   CHECK(napi_set_named_property(env, out, "at", float64_array(env, at, n)));
   CHECK(napi_set_named_property(env, out, "closed", num(env, closed)));
+  // Handed back before it died: the caller's to hand on (never lost with the worker).
+  CHECK(napi_set_named_property(env, out, "moved", int32_array(env, c->moved, c->nmoved)));
+  CHECK(napi_set_named_property(env, out, "movedLost", num(env, c->moved_lost)));
+  c->nmoved = 0;
+  c->moved_lost = 0;
   free(fds);
   free(at);
   return out;
@@ -655,6 +726,34 @@ static napi_value js_report(napi_env env, napi_callback_info info) {
   rx->unreported += n;
   int err = receiver_flush(rx);
   return num(env, err == EAGAIN ? 0 : err);
+}
+
+// give(handle, fd) -> 0, or the errno (EAGAIN: the channel is full; try again later). Hands an
+// idle connection back to the primary. On 0 the message holds the connection: the caller closes
+// its own descriptor (the connection stays open) and never reports it closed.
+static napi_value js_give(napi_env env, napi_callback_info info) {
+  napi_value argv[2];
+  int32_t fd;
+  receiver_t* rx = handle_args(env, info, 2, argv);
+  if (!rx) return NULL;
+  CHECK(napi_get_value_int32(env, argv[1], &fd));
+  uint32_t m[2] = {MOVE_TAG, 1};
+  char cbuf[CMSG_SPACE(sizeof(int))];
+  struct iovec iov = {m, sizeof m};
+  struct msghdr msg = {0};
+  msg.msg_iov = &iov;
+  msg.msg_iovlen = 1;
+  msg.msg_control = cbuf;
+  msg.msg_controllen = sizeof cbuf;
+  struct cmsghdr* cm = CMSG_FIRSTHDR(&msg);
+  cm->cmsg_level = SOL_SOCKET;
+  cm->cmsg_type = SCM_RIGHTS;
+  cm->cmsg_len = CMSG_LEN(sizeof(int));
+  memcpy(CMSG_DATA(cm), &fd, sizeof(int));
+  ssize_t r;
+  do r = sendmsg(rx->fd, &msg, MSG_DONTWAIT | MSG_NOSIGNAL);
+  while (r < 0 && errno == EINTR);
+  return num(env, r == (ssize_t)sizeof m ? 0 : r < 0 ? errno : EIO);
 }
 
 // flushSync(handle, timeoutMs) -> true once every close is told: for a worker about to exit.
@@ -859,6 +958,8 @@ static napi_value init(napi_env env, napi_value exports) {
       {"reports", NULL, js_reports, NULL, NULL, NULL, napi_default_method, NULL},
       {"wantReports", NULL, js_want_reports, NULL, NULL, NULL, napi_default_method, NULL},
       {"reclaim", NULL, js_reclaim, NULL, NULL, NULL, napi_default_method, NULL},
+      {"takeMoved", NULL, js_take_moved, NULL, NULL, NULL, napi_default_method, NULL},
+      {"give", NULL, js_give, NULL, NULL, NULL, napi_default_method, NULL},
       {"receiver", NULL, js_receiver, NULL, NULL, NULL, napi_default_method, NULL},
       {"report", NULL, js_report, NULL, NULL, NULL, napi_default_method, NULL},
       {"flushSync", NULL, js_flush_sync, NULL, NULL, NULL, napi_default_method, NULL},

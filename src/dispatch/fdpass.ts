@@ -7,7 +7,7 @@ import type { Waiting } from '../admission/queue.js';
 import type { WorkerRecord } from './workers.js';
 import { clock } from '../clock.js';
 import type { Channel, FdpassAddon, Listener, Refuser } from '../native/fdpass.js';
-import { UNBOUNDED, type ForkLink, type PrimaryBudget, type Sink, type Transport } from './transport.js';
+import { UNBOUNDED, type Detached, type ForkLink, type PrimaryBudget, type Sink, type Transport } from './transport.js';
 
 interface Link {
   ch: Channel;
@@ -22,6 +22,8 @@ interface Link {
   blocked: boolean;
   retry: NodeJS.Timeout | undefined;
   gone: boolean;
+  /** Draining, and handing its idle connections back: its channel is always heard. */
+  moving: boolean;
 }
 
 /** A send error that is not the channel being full: out of kernel memory or in-flight fd quota. */
@@ -62,6 +64,7 @@ export class FdpassTransport implements Transport<number> {
         const n = this.addon.reports(l.ch);
         // Stryker disable next-line ConditionalExpression,EqualityOperator: equivalent, it only skips a call that adds 0
         if (n > 0) sink.closed(l.rec!, n);
+        if (l.moving) this.takeMoved(l);
       }
       // Stryker disable next-line ConditionalExpression,EqualityOperator: equivalent, it only skips a call that adds 0
       if (failed > 0) sink.acceptFailed(failed);
@@ -105,7 +108,21 @@ export class FdpassTransport implements Transport<number> {
     // Stryker disable next-line ConditionalExpression,EqualityOperator: equivalent, it re-sets the same flag
     if (waiting === this.wanting) return;
     this.wanting = waiting;
-    for (const l of this.links) this.addon.wantReports(l.ch, waiting);
+    for (const l of this.links) this.addon.wantReports(l.ch, waiting || l.moving);
+  }
+
+  movable(w: WorkerRecord): boolean {
+    const l = w.link as Link | undefined;
+    if (!l || l.gone) return false;
+    l.moving = true;
+    // A connection handed back must be heard at once: its client may be sending to it already.
+    this.addon.wantReports(l.ch, true);
+    return true;
+  }
+
+  private takeMoved(l: Link): void {
+    const m = this.addon.takeMoved(l.ch);
+    if (m) this.sink.moved(l.rec!, Array.from(m.fds), m.lost);
   }
 
   private push(l: Link): void {
@@ -157,10 +174,12 @@ export class FdpassTransport implements Transport<number> {
   }
 
   prepareFork(): ForkLink {
-    const l: Link = { ch: undefined as unknown as Channel, rec: undefined, fds: [], at: [], head: 0, dirty: false, blocked: false, retry: undefined, gone: false };
+    const l: Link = { ch: undefined as unknown as Channel, rec: undefined, fds: [], at: [], head: 0, dirty: false, blocked: false, retry: undefined, gone: false, moving: false };
     const [ch, fd] = this.addon.channel(
       (n) => {
-        if (l.rec && !l.gone) this.sink.closed(l.rec, n);
+        if (!l.rec || l.gone) return;
+        if (n > 0) this.sink.closed(l.rec, n);
+        if (l.moving) this.takeMoved(l);
       },
       () => {
         l.blocked = false;
@@ -183,9 +202,9 @@ export class FdpassTransport implements Transport<number> {
    * The worker has exited. What it never read is still in its end of the channel (the primary
    * holds a copy of that end): read back, with what was still in the outbox, in admission order.
    */
-  detach(w: WorkerRecord): { back: Waiting<number>[]; closed: number } {
+  detach(w: WorkerRecord): Detached<number> {
     const l = w.link as Link | undefined;
-    if (!l || l.gone) return { back: [], closed: 0 };
+    if (!l || l.gone) return { back: [], closed: 0, moved: [], movedLost: 0 };
     l.gone = true;
     this.links.delete(l);
     // Stryker disable next-line ConditionalExpression: equivalent, clearTimeout(undefined) does nothing
@@ -197,7 +216,7 @@ export class FdpassTransport implements Transport<number> {
     l.fds.length = 0;
     l.at.length = 0;
     l.head = 0;
-    return { back, closed: r.closed };
+    return { back, closed: r.closed, moved: Array.from(r.moved), movedLost: r.movedLost };
   }
 
   stop(): void {

@@ -106,6 +106,30 @@ export class Handoff<C> implements Sink<C> {
     this.drain();
   }
 
+  moved(w: WorkerRecord, conns: C[], lost: number): void {
+    w.active -= conns.length + lost;
+    this.rehome(conns, lost);
+    this.drain();
+  }
+
+  /**
+   * Connections a draining worker handed back go to the next free slot, ahead of everyone
+   * waiting: each was admitted long ago, and its client may be sending already (the kernel holds
+   * those bytes for the next worker). No slot free: they wait at the queue's head, as old as the
+   * oldest one waiting (the queue stays in age order, so its one timeout still holds for all).
+   */
+  private rehome(conns: C[], lost: number): void {
+    this.counters.migrated += conns.length;
+    this.counters.errors.handoff_failed += lost;
+    if (this.closing) {
+      for (const c of conns) this.reject(c, 'shutting_down');
+      return;
+    }
+    const at = Math.min(clock(), this.queue.peek()?.at ?? Infinity);
+    for (let i = conns.length - 1; i >= 0; i--) this.queue.unshift({ item: conns[i]!, at });
+    this.armSweeper();
+  }
+
   /** Connections that never reached their worker keep their place (the front) and their age. */
   private requeue(back: Waiting<C>[]): void {
     if (this.closing) {
@@ -142,12 +166,14 @@ export class Handoff<C> implements Sink<C> {
    * complete (lost) or fail (handed on), so the counter only ever rises.
    */
   onExit(w: WorkerRecord): void {
-    const { back, closed } = this.transport.detach(w);
-    w.active -= closed + back.length;
+    const { back, closed, moved, movedLost } = this.transport.detach(w);
+    w.active -= closed + back.length + moved.length + movedLost;
     // Cut at the end of the drain's time (a WebSocket the app did not close), or lost in a death.
     this.counters.errors[w.drainTimedOut ? 'drain_timeout' : 'worker_exit'] += w.active - w.unsent;
     w.active = 0;
     this.requeue(back);
+    // Handed back before it died: ahead of what it never received.
+    this.rehome(moved, movedLost);
     this.flushIfNoWorker();
     this.drain();
   }

@@ -8,7 +8,7 @@ import type { Waiting } from '../admission/queue.js';
 import type { WorkerRecord } from './workers.js';
 import { clock } from '../clock.js';
 import { acceptRaw, asSocket, releaseSent, type Conn } from './accept.js';
-import type { Sink, Transport } from './transport.js';
+import type { Detached, Sink, Transport } from './transport.js';
 
 export class IpcTransport implements Transport<Conn> {
   private sink!: Sink<Conn>;
@@ -58,11 +58,16 @@ export class IpcTransport implements Transport<Conn> {
     return undefined;
   }
 
-  detach(w: WorkerRecord): { back: Waiting<Conn>[]; closed: number } {
+  /** Node's channel cannot send a connection back with its unread bytes: drained workers close them. */
+  movable(): boolean {
+    return false;
+  }
+
+  detach(w: WorkerRecord): Detached<Conn> {
     this.collecting = [];
     try {
       reclaimUnsent(w.worker);
-      return { back: this.collecting, closed: 0 };
+      return { back: this.collecting, closed: 0, moved: [], movedLost: 0 };
     } finally {
       this.collecting = undefined;
     }

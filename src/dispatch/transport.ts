@@ -21,6 +21,8 @@ export interface Sink<C> {
   closed(w: WorkerRecord, n: number): void;
   /** Hand-offs that never reached `w` (it died first), oldest first: they go to the front again. */
   undelivered(w: WorkerRecord, back: Waiting<C>[]): void;
+  /** Idle connections `w` handed back at its drain (their slots leave it); `lost`: dropped in transit. */
+  moved(w: WorkerRecord, conns: C[], lost: number): void;
   /** Hand-offs delivered to a worker already counted out: lost with it. */
   lost(n: number): void;
   /** An ipc send has ended: one fewer in flight, so waiting connections may go now. */
@@ -44,9 +46,21 @@ export interface Transport<C = unknown> {
   /** Tells `conn` busy (HTTP 503, the tcp busy line, or a reset) and closes it. */
   refuse(conn: C): void;
   prepareFork(): ForkLink | undefined;
-  /** `w` has exited: what it never received (oldest first) and the closes it reported last. */
-  detach(w: WorkerRecord): { back: Waiting<C>[]; closed: number };
+  /**
+   * `w` is draining and may hand its idle connections back (fdpass): true if this transport can
+   * carry them, and from now on each is heard at once.
+   */
+  movable(w: WorkerRecord): boolean;
+  /** `w` has exited: what it never received (oldest first), the closes it reported last, and what it handed back. */
+  detach(w: WorkerRecord): Detached<C>;
   stop(): void;
+}
+
+export interface Detached<C> {
+  back: Waiting<C>[];
+  closed: number;
+  moved: C[];
+  movedLost: number;
 }
 
 /** The worker's end of the fdpass channel, after stdin/out/err and Node's IPC channel. */

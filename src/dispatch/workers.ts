@@ -30,6 +30,8 @@ export interface WorkerRecord {
   candidate: boolean;
   /** The connections its descriptors can hold, by its own count (Infinity until told). */
   capacity: number;
+  /** Told to hand its idle connections back at its drain (a reload, fdpass). */
+  handingBack?: boolean;
   /** Killed at the end of --drain-timeout: what it still held is counted `drain_timeout`. */
   drainTimedOut?: boolean;
   onReady?: () => void;

@@ -28,6 +28,8 @@ const zeroes = <K extends string>(keys: readonly K[]): Record<K, number> =>
 
 export class Counters {
   accepted = 0;
+  /** Connections a draining worker handed back to be served on by another (primary, fdpass). */
+  migrated = 0;
   readonly rejected = zeroes(REJECT_REASONS);
   readonly errors = zeroes(ERROR_REASONS);
   readonly restarts = zeroes(RESTART_REASONS);

@@ -65,6 +65,11 @@ export function primaryRegistry(opts: AcceptorOptions, s: PrimaryState): Registr
       },
     });
     new Gauge({ name: 'acceptor_queue_capacity', help: "Capacity of the acceptor's queue (--backlog).", registers }).set(opts.backlog);
+    readCounter(
+      registers,
+      { name: 'acceptor_connections_migrated_total', help: 'Idle keep-alive connections a draining worker handed back, served on by another worker without the client reconnecting (fdpass). Each is handled again by its new worker.' },
+      () => s.counters.migrated,
+    );
   }
   new Gauge({ name: 'acceptor_worker_max_connections', help: 'Connections one worker holds before it counts as full (--max-connections).', registers }).set(opts.maxConnections);
   // Absent, not zero, where the kernel cannot tell.

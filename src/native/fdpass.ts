@@ -23,11 +23,15 @@ export interface FdpassAddon {
   reports(ch: Channel): number;
   /** Whether a report wakes the primary (onClosed); otherwise reports wait for reports(). */
   wantReports(ch: Channel, want: boolean): void;
-  /** After the worker exited: its unread hand-offs and its last close reports; closes the channel. */
-  reclaim(ch: Channel): { fds: Int32Array; at: Float64Array; closed: number };
+  /** After the worker exited: its unread hand-offs, its last close reports and what it handed back; closes the channel. */
+  reclaim(ch: Channel): { fds: Int32Array; at: Float64Array; closed: number; moved: Int32Array; movedLost: number };
+  /** Connections the worker handed back (give()) since the last take, now the caller's; `lost`: dropped in transit. */
+  takeMoved(ch: Channel): { fds: Int32Array; lost: number } | null;
   receiver(fd: number, onBatch: (fds: Int32Array, at: Float64Array, missing: number) => void): Receiver;
   /** Adds `n` closed connections to tell the primary; 0, or the errno if it cannot be told. */
   report(rx: Receiver, n: number): number;
+  /** Hands connection `fd` back to the primary: 0 (then close your copy, and never report it closed), or the errno. */
+  give(rx: Receiver, fd: number): number;
   /** Blocks up to `ms` until every report is sent: for a worker about to exit. */
   flushSync(rx: Receiver, ms: number): boolean;
   /** Busy answers from C: `payload` written, then a lingering close (at most `maxLingering` at once, else closed at once); null refuses with a reset. */

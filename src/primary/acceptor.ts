@@ -112,6 +112,7 @@ export async function startAcceptor(input: Partial<AcceptorOptions> = {}): Promi
       }
     },
     link: () => dispatch?.transport.prepareFork(),
+    movable: (rec) => dispatch?.transport.movable(rec) ?? false,
     failed: (error) => failStart(new Error(error)),
   });
   if (handoff) {

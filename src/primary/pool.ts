@@ -22,6 +22,8 @@ export interface PoolHooks {
   message(rec: WorkerRecord, msg: FromWorker): void;
   /** A descriptor for the next worker to inherit as fd 4 (the fdpass channel), if any. */
   link?(): ForkLink | undefined;
+  /** Whether a draining worker's idle connections can go to another worker (fdpass); from now on they are heard. */
+  movable?(rec: WorkerRecord): boolean;
   /** The handler cannot load and no worker has ever been ready: the start has failed. */
   failed?(error: string): void;
   /** A worker's counters, from its heartbeat (metrics/totals.ts). */
@@ -295,13 +297,22 @@ export class Pool {
     // Draining already (a shutdown during a reload's drain): one drain and one timeout, and both
     // callers wait for its end. A second drain in its place left the reload waiting for ever.
     const drain = this.drains.get(rec);
-    if (drain) return drain.killed;
+    if (drain) {
+      // A shutdown during a reload's drain: no worker follows, so it stops handing connections back.
+      if (why === 'shutdown' && rec.handingBack) {
+        rec.handingBack = false;
+        rec.worker.send({ acceptor: 'drain' }, undefined, undefined, () => {});
+      }
+      return drain.killed;
+    }
     rec.state = 'draining';
     this.ready = this.ready.filter((r) => r !== rec);
     let exited = (): void => {};
     const gone = new Promise<void>((resolve) => (exited = resolve));
+    // Where a worker follows (a reload, a watchdog's replacement), idle connections move to it.
+    rec.handingBack = why !== 'shutdown' && (this.hooks.movable?.(rec) ?? false);
     try {
-      rec.worker.send({ acceptor: 'drain' });
+      rec.worker.send(rec.handingBack ? { acceptor: 'drain', move: true } : { acceptor: 'drain' });
     } catch {
       // Channel already closed: it is on its way out.
     }

@@ -13,6 +13,7 @@ import type { Protocol } from '../options.js';
 import type { Counters } from '../metrics/counters.js';
 import type { Credentials } from './tls.js';
 import { closeIdleAfterGrace, countClientErrors, endKeepAlive } from './http.js';
+import type { Migration } from './migrate.js';
 
 export interface AppServing {
   /** Gives the app's server a connection: the worker's own, or (TLS) the decrypted one. */
@@ -23,7 +24,7 @@ export interface AppServing {
    * Stops keeping connections alive, and holds idle ones open for the drain's grace (http.ts), even
    * through the app's own `server.close()`. Called before the app's shutdown listeners run.
    */
-  drain(sockets: Iterable<Socket>): void;
+  drain(sockets: Iterable<Socket>, migration?: Migration): void;
   /** Closes the app's server (its 'close' listeners run once its connections end), unless the app's own shutdown listeners were called to do it. */
   close(appOwnsExit: boolean): void;
 }
@@ -46,16 +47,19 @@ export function serveAppServer(server: Server, protocol: Protocol, counters: Cou
   return {
     take: (s) => feed(server, s),
     tlsServer,
-    drain(sockets) {
-      endKeepAlive(sockets);
+    drain(sockets, migration) {
+      // Migrating (http.ts), keep-alive stays on and idle connections are handed back instead.
+      if (!migration) endKeepAlive(sockets);
       if (!http) return;
       // From now on a request that arrives on a kept-alive connection is its last. (Added only now:
       // the request path pays nothing for it before.)
-      server.prependListener('request', (_req: unknown, res: { shouldKeepAlive?: boolean }) => {
-        res.shouldKeepAlive = false;
-      });
+      if (!migration) {
+        server.prependListener('request', (_req: unknown, res: { shouldKeepAlive?: boolean }) => {
+          res.shouldKeepAlive = false;
+        });
+      }
       // Idle connections close after the grace, even through the app's own server.close().
-      closeIdleAfterGrace(server as HttpServer);
+      closeIdleAfterGrace(server as HttpServer, migration?.sweep);
     },
     close(appOwnsExit) {
       if (!appOwnsExit && server.listening) server.close();

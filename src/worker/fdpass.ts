@@ -11,6 +11,8 @@ export interface HandoffChannel {
   report(n: number): void;
   /** Waits up to `ms` until every report is sent: before the process exits. */
   flushSync(ms: number): void;
+  /** Hands connection `fd` back to the primary: true, then the caller closes its copy and never reports it closed. */
+  give(fd: number): boolean;
 }
 
 /**
@@ -51,5 +53,6 @@ export function receiveHandoffs(serve: (socket: Socket, waitedMs: number) => voi
     report: (n) => void addon.report(rx, n),
     // Stryker disable next-line ArrowFunction: a close report is written at once unless the channel is full, and it is never full at a drained worker's exit in the tests
     flushSync: (ms) => void addon.flushSync(rx, ms),
+    give: (fd) => addon.give(rx, fd) === 0,
   };
 }

@@ -11,6 +11,7 @@ import type { HttpHandler, UpgradeHandler } from '../handler/load.js';
 import type { Logger } from '../log.js';
 import type { AcceptorOptions } from '../options.js';
 import { countOnce, type Counters } from '../metrics/counters.js';
+import type { Migration } from './migrate.js';
 
 const CLIENT_ERROR: Record<string, string> = {
   ERR_HTTP_REQUEST_TIMEOUT: '408 Request Timeout',
@@ -20,8 +21,12 @@ const CLIENT_ERROR: Record<string, string> = {
 export interface HttpServing {
   /** Takes connections by emit('connection'); a tls.Server when `credentials` were given. */
   server: Server;
-  /** Stop keeping connections alive: idle ones close now, busy ones after their response. */
-  drain(sockets: Iterable<Socket>): void;
+  /**
+   * Stop keeping connections alive: busy ones close after their response, idle ones after the
+   * grace. With a migration (a reload, fdpass) keep-alive stays on: idle connections go back to the
+   * primary instead, and only those that could not are closed after the grace.
+   */
+  drain(sockets: Iterable<Socket>, migration?: Migration): void;
 }
 
 type Request = IncomingMessage | Http2ServerRequest;
@@ -104,7 +109,8 @@ export function createHttp(handler: HttpHandler, opts: AcceptorOptions, counters
 
   return {
     server,
-    drain(sockets) {
+    drain(sockets, migration) {
+      if (migration) return closeIdleAfterGrace(server, migration.sweep);
       draining = true;
       closeIdleAfterGrace(server);
       // HTTP/2: GOAWAY; streams in flight finish, then the session closes.
@@ -159,11 +165,13 @@ export function countClientErrors(server: Server, counters: Counters, log: Logge
  */
 const DRAIN_GRACE_MS = 1000;
 
-export function closeIdleAfterGrace(server: { closeIdleConnections?: () => void; keepAliveTimeout?: number }): void {
+export function closeIdleAfterGrace(server: { closeIdleConnections?: () => void; keepAliveTimeout?: number }, moveIdle?: () => void): void {
   if (typeof server.closeIdleConnections !== 'function') return;
-  server.closeIdleConnections = () => {};
+  // Migrating, idle connections are handed back instead, the app's own close() included.
+  server.closeIdleConnections = moveIdle ?? (() => {});
   setTimeout(() => {
-    // node:http's own again, from its prototype.
+    moveIdle?.();
+    // node:http's own again, from its prototype: what is still idle could not be handed back.
     Reflect.deleteProperty(server, 'closeIdleConnections');
     server.closeIdleConnections?.();
   }, Math.min(DRAIN_GRACE_MS, server.keepAliveTimeout ?? DRAIN_GRACE_MS)).unref();

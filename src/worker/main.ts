@@ -15,6 +15,8 @@ import { clock } from '../clock.js';
 import { asSocket, type Conn } from '../dispatch/accept.js';
 import { countUpgraded, createHttp, type HttpServing } from './http.js';
 import { sweepIdle } from './idle.js';
+import { migrateIdle, type Migration } from './migrate.js';
+import { Server as HttpServer } from 'node:http';
 import { HEARTBEAT_MS, type FromWorker, type ToWorker, type WorkerConfig } from './protocol.js';
 import { receiveHandoffs, type HandoffChannel } from './fdpass.js';
 import { DescriptorBudget } from './descriptors.js';
@@ -165,10 +167,13 @@ function reportClosed(n = 1): void {
   closedUnreported += n;
 }
 
+/** Handed back to the primary at a reload's drain: its slot went with it, never reported closed. */
+const moved = new WeakSet<Socket>();
+
 function onClose(this: Socket): void {
   sockets.delete(this);
   // Stryker disable next-line ConditionalExpression: equivalent, without a dispatcher the primary ignores the report
-  if (handoff) reportClosed();
+  if (handoff && !(draining && moved.has(this))) reportClosed();
   if (draining && sockets.size === 0) drained();
 }
 
@@ -239,21 +244,54 @@ process.on('message', (msg: ToWorker, handle?: Conn) => {
     // Stryker disable next-line ConditionalExpression,StringLiteral: equivalent, only the primary writes to this channel, and 'drain' is the only other kind it sends
     msg.acceptor === 'drain'
   ) {
-    drain();
+    drain(msg.move === true);
   }
 });
 
-function drain(): void {
-  // Stryker disable next-line ConditionalExpression: equivalent, the primary sends one 'drain' per worker (a SIGTERM during a reload's drain shares it: pool.ts, retire()), and every step below is idempotent besides
-  if (draining) return;
+let migration: Migration | undefined;
+
+/**
+ * A reload's drain over fdpass: idle plain HTTP/1.1 connections go back to the primary for the new
+ * worker. Not over TLS (the session lives in this process) nor HTTP/2; upgraded connections and
+ * --protocol tcp have no idle state to tell.
+ */
+function startMigration(): Migration | undefined {
+  const server = credentials ? undefined : (httpServer ?? (app.form === 'server' ? app.server : undefined));
+  if (!fdpass || !(server instanceof HttpServer)) return undefined;
+  const channel = fdpass;
+  return migrateIdle(server, sockets, (s) => {
+    const fd = (s as unknown as { _handle?: { fd?: number } })._handle?.fd;
+    // Stryker disable next-line ConditionalExpression,EqualityOperator: a connection node:http keeps always has its descriptor
+    if (fd === undefined || fd < 0 || !channel.give(fd)) return false;
+    // The primary's message holds the connection now: closing this copy leaves it open.
+    moved.add(s);
+    s.destroy();
+    return true;
+  });
+}
+
+function drain(move: boolean): void {
+  if (draining) {
+    // A shutdown during a reload's drain: no worker follows, so what was not handed back yet
+    // drains as at a shutdown. (Any other second drain changes nothing: the primary sends one per worker.)
+    if (!move && migration) {
+      migration.stop();
+      migration = undefined;
+      log.info({ open: sockets.size }, 'draining for shutdown: no more connections handed back');
+      appServer?.drain(sockets);
+      http?.drain(sockets);
+    }
+    return;
+  }
   draining = true;
-  log.info({ open: sockets.size, upgraded: countUpgraded(sockets) }, 'draining');
+  migration = move ? startMigration() : undefined;
+  log.info({ open: sockets.size, upgraded: countUpgraded(sockets), handingBack: migration !== undefined }, 'draining');
   listener?.close();
   // The app's own graceful shutdown, as under PM2 or Kubernetes: its SIGTERM (or SIGINT)
   // listeners run; then it owns its exit, and this worker ends when it has closed everything.
-  appServer?.drain(sockets);
+  appServer?.drain(sockets, migration);
   appOwnsExit = shutdown.emit((err) => log.error({ err }, "the app's shutdown listener failed"));
-  http?.drain(sockets);
+  http?.drain(sockets, migration);
   appServer?.close(appOwnsExit);
   if (sockets.size === 0) drained();
 }

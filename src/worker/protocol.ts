@@ -29,8 +29,12 @@ export interface WorkerConfig {
 export type ToWorker =
   /** A connection (the socket travels as the message's handle); `a` = accept time, ms. */
   | { acceptor: 'c'; a: number }
-  /** Finish in-flight work, close idle connections, exit. */
-  | { acceptor: 'drain' }
+  /**
+   * Finish in-flight work, close idle connections, exit. `move` (a reload, fdpass): hand idle
+   * connections back instead of closing them. A second drain without it (a shutdown during the
+   * reload): stop handing back, and close as a shutdown does.
+   */
+  | { acceptor: 'drain'; move?: true }
   /** Send your metrics, answering with the same id. */
   | { acceptor: 'm'; id: number };
 

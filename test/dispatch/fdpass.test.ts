@@ -92,7 +92,7 @@ t.test('fdpass outbox: a batch the channel takes part of is sent on, whole and i
   }, 10_000);
   t.same(at, inodes.map((_, i) => i), `all ${inodes.length} arrived once, in the order assigned`);
   t.same(got, inodes, 'each the file it was');
-  t.same(transport.detach(rec), { back: [], closed: 0 }, 'nothing left to reclaim');
+  t.same(transport.detach(rec), { back: [], closed: 0, moved: [], movedLost: 0 }, 'nothing left to reclaim');
   c.proc.kill('SIGKILL');
   await c.gone;
   t.equal(openFds(process.pid), base, 'no descriptor left open here');
@@ -106,7 +106,7 @@ t.test('fdpass outbox: a worker gone before reading gets back what it never read
   t.same(back.map((b) => fstatSync(b.item).ino), inodes, 'each the file it was');
   for (const b of back) closeSync(b.item);
   t.equal(openFds(process.pid), base, 'no descriptor left open here');
-  t.same(transport.detach(rec), { back: [], closed: 0 }, 'a second detach finds nothing, and does not touch the closed channel');
+  t.same(transport.detach(rec), { back: [], closed: 0, moved: [], movedLost: 0 }, 'a second detach finds nothing, and does not touch the closed channel');
 });
 
 for (const transport of TRANSPORTS) {

@@ -3,7 +3,8 @@
 // socket as fd 3. That first connection, made before the acceptor ran, must be served.
 import t from 'tap';
 import { spawnSync } from 'node:child_process';
-import { closeSync, openSync } from 'node:fs';
+import { closeSync, mkdtempSync, openSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { run, freeFixedPort, socketActivate, tagged, until } from '../helpers/cli.js';
 import { rawRequest } from '../helpers/http.js';
@@ -106,10 +107,11 @@ t.test('an inherited descriptor that is not a listening TCP socket: ENOTSOCK, an
   await once(client, 'connect');
   const fd = fdOf(client);
   t.throws(() => inheritedAddress(fd), { name: 'BindError', code: 'ENOTSOCK', message: `cannot serve the inherited socket (fd ${fd}, from systemd): not listening` });
+  // Not in t.testdir(): a socket file left there breaks tools that copy the tree (Stryker's sandbox).
+  const dir = mkdtempSync(join(tmpdir(), 'acceptor-'));
   const unix = createServer();
-  const path = join(t.testdir(), 's');
-  await new Promise<void>((r) => unix.listen(path, r));
-  t.teardown(() => unix.close());
+  await new Promise<void>((r) => unix.listen(join(dir, 's'), r));
+  t.teardown(() => new Promise<void>((r) => unix.close(() => (rmSync(dir, { recursive: true, force: true }), r()))));
   t.throws(() => inheritedAddress(fdOf(unix)), { code: 'ENOTSOCK', message: `cannot serve the inherited socket (fd ${fdOf(unix)}, from systemd): not a TCP socket` });
   t.throws(() => inheritedAddress(65_000), { code: 'ENOTSOCK', message: 'cannot serve the inherited socket (fd 65000, from systemd): ENOENT' }, 'no such descriptor');
 });

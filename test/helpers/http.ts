@@ -1,6 +1,7 @@
 // HTTP clients for tests: raw sockets (exact, one connection per request) and node:http.
 import { connect, type Socket } from 'node:net';
 import { request } from 'node:http';
+import { connect as tlsConnect } from 'node:tls';
 import { until } from './cli.js';
 
 export interface RawResponse {
@@ -130,12 +131,12 @@ export async function underLoad(port: number, loops: number, during: () => Promi
  * `Connection: close` (or closed it after an answer). A request whose connection fails before its
  * answer is a failure, as a client sees it. Runs until `stop()` is true.
  */
-export async function keepAliveClients(port: number, n: number, stop: () => boolean): Promise<{ ok: number; failed: string[]; connects: number; toldClose: number }> {
+export async function keepAliveClients(port: number, n: number, stop: () => boolean, o: { tls?: true } = {}): Promise<{ ok: number; failed: string[]; connects: number; toldClose: number }> {
   const r = { ok: 0, failed: [] as string[], connects: 0, toldClose: 0 };
   const one = async (): Promise<void> => {
     while (!stop()) {
       r.connects++;
-      const socket = connect({ port, host: '127.0.0.1' });
+      const socket = o.tls ? tlsConnect({ port, host: '127.0.0.1', rejectUnauthorized: false }) : connect({ port, host: '127.0.0.1' });
       socket.setEncoding('latin1');
       let buf = '';
       let wake: (() => void) | undefined;

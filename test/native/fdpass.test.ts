@@ -76,6 +76,56 @@ t.test('a worker that dies: its unread hand-offs come back in order, with its la
   t.equal(addon.send(ch, fds, seq(1), 0, 1), -32, 'sending on it says EPIPE, and nothing is closed');
 });
 
+// A draining worker hands idle connections back (give): each arrives in the primary once, in order,
+// the same file, with the closes it reported beside them; none is left open by the move.
+t.test('give: what a live worker hands back is taken once, in order, beside its close reports', async (t) => {
+  const base = openFds(process.pid);
+  const { fds, inodes } = files(t.testdir(), 100);
+  const taken: number[] = [];
+  let closed = 0;
+  let lost = 0;
+  const [ch, workerFd] = addon.channel((n) => {
+    closed += n;
+    const m = addon.takeMoved(ch);
+    if (m) (taken.push(...m.fds), (lost += m.lost));
+  }, () => {});
+  t.equal(addon.takeMoved(ch), null, 'nothing yet');
+  t.equal(addon.send(ch, fds, seq(100), 0, 100), 100);
+  const c = child(workerFd, { MODE: 'give', REPORT: '3' });
+  const done = await c.next((l) => 'given' in l);
+  t.same({ given: done.given, errors: done.errors, flushed: done.flushed }, { given: 100, errors: 0, flushed: true });
+  await c.gone;
+  await until(() => taken.length === 100 && closed === 3, 5000).catch(() => {});
+  t.equal(closed, 3, 'its close reports, apart from what it handed back');
+  t.equal(lost, 0);
+  t.same(taken.map((fd) => fstatSync(fd).ino), inodes, 'every one back, in order, the same files');
+  t.equal(addon.takeMoved(ch), null, 'taken once');
+  const r = addon.reclaim(ch);
+  t.same({ closed: r.closed, fds: r.fds.length, moved: r.moved.length, movedLost: r.movedLost }, { closed: 0, fds: 0, moved: 0, movedLost: 0 }, 'nothing left for the reclaim');
+  for (const fd of taken) closeSync(fd);
+  t.equal(openFds(process.pid), base, 'nothing open once those are closed');
+});
+
+t.test('give, then the worker dies before the primary reads: the reclaim has them, in order, with its reports', async (t) => {
+  const base = openFds(process.pid);
+  const { fds, inodes } = files(t.testdir(), 50);
+  let woke = 0;
+  const [ch, workerFd] = addon.channel((n) => (woke += n + 1), () => {});
+  addon.wantReports(ch, false);
+  t.equal(addon.send(ch, fds, seq(50), 0, 50), 50);
+  const c = child(workerFd, { MODE: 'give', REPORT: '4' });
+  await c.next((l) => 'given' in l);
+  await c.gone;
+  t.equal(woke, 0, 'not heard while the primary did not listen');
+  const r = addon.reclaim(ch);
+  t.equal(r.closed, 4, 'its close reports');
+  t.equal(r.fds.length, 0, 'it had read every hand-off');
+  t.equal(r.movedLost, 0);
+  t.same([...r.moved].map((fd) => fstatSync(fd).ino), inodes, 'what it handed back, in order, the same files');
+  for (const fd of r.moved) closeSync(fd);
+  t.equal(openFds(process.pid), base, 'nothing open once those are closed');
+});
+
 // Close reports the primary does not read at once (between accept batches) fill the channel; the
 // worker keeps the sum of those it could not send and sends it when the channel drains.
 t.test('close reports told while the channel is full add up: none lost, none counted twice', async (t) => {
