@@ -136,3 +136,27 @@ t.test('TLS cannot move: the drain answers each connection\'s next request with 
   t.ok(drains(acc, mark).every((x) => x.handingBack === false), 'no worker hands TLS connections back');
   t.ok(r.toldClose >= 3 * 20, `each reload told every connection to close with an answer (${r.toldClose} told)`);
 });
+
+t.test('SIGTERM during a reload\'s drain: the worker stops handing back (no worker follows); the response in flight says Connection: close, none is told busy', async (t) => {
+  const acc = await start(['--workers', '1', '--handler', fixture('pid.mjs')]);
+  t.teardown(() => acc.stop('SIGKILL'));
+  const [oldPid] = workerPids(acc);
+  const s = connect(acc.port, '127.0.0.1');
+  t.teardown(() => s.destroy());
+  const slow = exchange(s, '/?ms=1500');
+  await sleep(100);
+  const mark = acc.lines.length;
+  acc.proc.kill('SIGHUP');
+  await acc.waitFor((l) => l.msg === 'draining' && l.pid === oldPid && l.handingBack === true, 20_000, mark);
+  acc.proc.kill('SIGTERM');
+  const r = await slow;
+  let after = '';
+  s.on('data', (d: Buffer) => (after += d.toString('latin1')));
+  const closed = new Promise((resolve) => s.once('close', resolve));
+  t.equal(r.status, 200, 'the request in flight is answered');
+  t.equal(r.headers.connection, 'close', 'as the last on its connection');
+  await closed;
+  t.equal(after, '', 'and the connection closes with nothing after it (handed back, the closing primary would have told it busy)');
+  t.equal((await acc.exited).code, 0, 'exit 0');
+  t.ok(acc.lines.slice(mark).some((l) => l.msg === 'draining for shutdown: no more connections handed back' && l.pid === oldPid), 'and the worker said so');
+});
