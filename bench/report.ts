@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import type { Accounting } from './accounting.js';
 import type { ErrorKind } from './load/storm.js';
 
-export type Scenario = 'keepalive' | 'storm' | 'tcp-storm' | 'saturation' | 'https-keepalive' | 'https-storm';
+export type Scenario = 'keepalive' | 'storm' | 'tcp-storm' | 'saturation' | 'https-keepalive' | 'https-storm' | 'reload';
 export const SCENARIO_TITLE: Record<Scenario, string> = {
   keepalive: 'Keep-alive throughput (autocannon)',
   storm: 'Connection storm, HTTP, one request per connection (node:net; latency = connect to answer)',
@@ -12,6 +12,7 @@ export const SCENARIO_TITLE: Record<Scenario, string> = {
   saturation: 'Backlog saturation (CPU handler, small backlog, many more clients than slots)',
   'https-keepalive': 'HTTPS keep-alive throughput, HTTP/1.1 over TLS (autocannon)',
   'https-storm': 'HTTPS connection storm: a full TLS handshake and one request per connection (node:tls)',
+  reload: 'Reload under keep-alive load: SIGHUP every 2 s (acceptor: rolling reload; cluster rr: workers replaced one by one; nginx -s reload)',
 };
 
 export interface RunResult {
@@ -40,6 +41,8 @@ export interface RunResult {
   accounting?: Accounting;
   /** Rate of each round, when there were several (the row shows the median). */
   rounds?: number[];
+  /** The reload scenario: what the keep-alive clients saw across the reloads. */
+  reload?: { reloads: number; failed: number; reconnects: number; toldClose: number; p99After: number; migrated: number | undefined };
 }
 
 export interface Ratio {
@@ -98,13 +101,25 @@ function row(r: RunResult): string[] {
   return [r.target, `${f0(r.rate)} ${r.unit}`, r.serverUsPerAnswer === undefined ? '–' : r.serverUsPerAnswer.toFixed(1), ...lat, f0(r.ok), f0(r.busy), errs(r.errors), f0(r.server?.acceptRate), rej(r.server?.rejected), f0(r.server?.peakQueue), f0(r.server?.peakListenQueue), f0(r.server?.overflows), f0(r.peakRssMB), r.primaryUsPerConn === undefined ? '–' : r.primaryUsPerConn.toFixed(1), acct];
 }
 
+const RELOAD_HEAD = ['target', 'rate', 'reloads', 'failed requests', 'reconnects', 'told to close', 'p99 ms', 'p99 ms, 1 s after each reload', 'migrated (server)'];
+
+function reloadRow(r: RunResult): string[] {
+  if (r.skipped || !r.reload) return [r.target, `skipped: ${r.skipped ?? 'no result'}`, ...Array(RELOAD_HEAD.length - 2).fill('')];
+  const x = r.reload;
+  return [r.target, `${f0(r.rate)} ${r.unit}`, f0(x.reloads), f0(x.failed), f0(x.reconnects), f0(x.toldClose), f2(r.p99), f2(x.p99After), f0(x.migrated)];
+}
+
+const headFor = (s: Scenario): string[] => (s === 'reload' ? RELOAD_HEAD : HEAD);
+const rowFor = (r: RunResult): string[] => (r.scenario === 'reload' ? reloadRow(r) : row(r));
+
 export function table(report: Report): string {
   const out: string[] = [];
   for (const scenario of Object.keys(SCENARIO_TITLE) as Scenario[]) {
     const runs = report.runs.filter((r) => r.scenario === scenario);
     if (!runs.length) continue;
     out.push('', SCENARIO_TITLE[scenario] + (scenario === 'saturation' ? '   (p99 column: served / busy)' : ''));
-    const rows = [HEAD, ...runs.map(row)];
+    const HEAD = headFor(scenario);
+    const rows = [HEAD, ...runs.map(rowFor)];
     const w = HEAD.map((_, i) => Math.max(...rows.map((r) => (r[i] ?? '').length)));
     for (const r of rows) out.push(r.map((c, i) => (c ?? '').padEnd(w[i]!)).join('  ').trimEnd());
     const rs = report.ratios.filter((x) => x.scenario === scenario);
@@ -121,8 +136,9 @@ export function markdown(report: Report): string {
   for (const scenario of Object.keys(SCENARIO_TITLE) as Scenario[]) {
     const runs = report.runs.filter((r) => r.scenario === scenario);
     if (!runs.length) continue;
+    const HEAD = headFor(scenario);
     out.push(`## ${SCENARIO_TITLE[scenario]}`, '', `| ${HEAD.join(' | ')} |`, `|${HEAD.map(() => '---').join('|')}|`);
-    for (const r of runs) out.push(`| ${row(r).join(' | ')} |`);
+    for (const r of runs) out.push(`| ${rowFor(r).join(' | ')} |`);
     const rs = report.ratios.filter((x) => x.scenario === scenario);
     if (rs.length) out.push('', 'Ratios (same run): ' + rs.map((x) => `**${x.target} / ${x.baseline}: ${x.ratio.toFixed(2)}×**`).join(', '));
     const cpu = rs.filter((x) => x.cpuRatio !== undefined);

@@ -5,6 +5,7 @@ import { join, resolve } from 'node:path';
 import { ROOT } from './root.js';
 import { cannon } from './load/cannon.js';
 import { storm, percentile, newTally, type Tally } from './load/storm.js';
+import { keepAlive } from './load/keepalive.js';
 import { sampler } from './sample.js';
 import { reconcile, serverDelta } from './accounting.js';
 import { benchCert, findNginx, startTarget, type Setup, type TargetSpec } from './targets.js';
@@ -30,7 +31,10 @@ export interface BenchOptions {
   app: string | undefined;
 }
 
-const ALL_SCENARIOS: Scenario[] = ['keepalive', 'storm', 'tcp-storm', 'saturation', 'https-keepalive', 'https-storm'];
+const ALL_SCENARIOS: Scenario[] = ['keepalive', 'storm', 'tcp-storm', 'saturation', 'https-keepalive', 'https-storm', 'reload'];
+/** Targets that reload on SIGHUP without a restart: the acceptor's handoff (each transport), cluster rr, nginx. */
+const RELOAD_TARGETS = new Set(['handoff', 'handoff-ipc', 'cluster-rr', 'nginx']);
+const RELOAD_EVERY_MS = 2000;
 const HTTPS: Scenario[] = ['https-keepalive', 'https-storm'];
 /** With --app: the scenarios that need no handler of the bench's own. */
 const APP_SCENARIOS: Scenario[] = ['keepalive', 'storm'];
@@ -118,7 +122,7 @@ function targetsFor(o: BenchOptions, scenario: Scenario): (TargetSpec & { id: st
     { id: 'cluster-rr', name: 'cluster rr', kind: 'cluster-rr' },
     { id: 'nginx', name: 'nginx', kind: 'nginx' },
   ];
-  return all.filter((t) => (o.targets ? o.targets.includes(t.id) : true) && !(t.id === 'handoff-no-metrics' && scenario === 'saturation') && (!HTTPS.includes(scenario) || HTTPS_TARGETS.has(t.id)));
+  return all.filter((t) => (o.targets ? o.targets.includes(t.id) : true) && !(t.id === 'handoff-no-metrics' && scenario === 'saturation') && (!HTTPS.includes(scenario) || HTTPS_TARGETS.has(t.id)) && (scenario !== 'reload' || RELOAD_TARGETS.has(t.id)));
 }
 
 function setupFor(o: BenchOptions, scenario: Scenario, tls: Setup['tls']): Setup {
@@ -153,6 +157,25 @@ async function runOne(o: BenchOptions, scenario: Scenario, t: TargetSpec, nginxP
     let client: Tally | undefined;
     let tolerance = 0;
     let busyComparable = true;
+    if (scenario === 'reload') {
+      // SIGHUP to the acceptor's primary, cluster rr's primary, nginx's master: each one's reload.
+      let reloads = 0;
+      const k = await keepAlive(target.port, o.connections, ms, (elapsed) => {
+        if (elapsed >= (reloads + 1) * RELOAD_EVERY_MS && elapsed < ms - 500) {
+          reloads++;
+          process.kill(target.pid, 'SIGHUP');
+        }
+      });
+      const lat = k.samples.map((s) => s[1]);
+      // Requests begun in the second after a reload.
+      const after = k.samples.filter(([at]) => Array.from({ length: reloads }, (_, i) => (i + 1) * RELOAD_EVERY_MS).some((t0) => at >= t0 && at < t0 + 1000)).map((s) => s[1]);
+      Object.assign(r, { rate: (k.ok / k.elapsedMs) * 1000, p50: percentile(lat, 50), p99: percentile([...lat], 99), p999: percentile([...lat], 99.9), attempts: k.ok + k.failed, ok: k.ok });
+      r.reload = { reloads, failed: k.failed, reconnects: k.connects - o.connections, toldClose: k.toldClose, p99After: percentile(after, 99), migrated: undefined };
+      await new Promise((res) => setTimeout(res, 300));
+      const samples = await stop();
+      if (samples.before && samples.after) r.reload.migrated = samples.after.migrated - samples.before.migrated;
+      return r;
+    }
     if (scenario === 'keepalive' || scenario === 'https-keepalive') {
       const c = await cannon(`${scenario === 'keepalive' ? 'http' : 'https'}://127.0.0.1:${target.port}/`, o.connections, o.duration, false);
       Object.assign(r, { rate: c.rps, p50: c.p50, p99: c.p99, p999: c.p999, ok: c.ok, busy: c.busy, non2xx: c.non2xx, errors: c.errors, attempts: c.requests + Object.values(c.errors).reduce((a, b) => a + b, 0) });

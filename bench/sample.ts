@@ -7,6 +7,8 @@ export interface ServerCounters {
   rejected: Record<string, number>;
   errors: Record<string, number>;
   overflows: number | undefined;
+  /** Connections a reload's old worker handed back (fdpass). */
+  migrated: number;
 }
 
 export interface Samples {
@@ -37,6 +39,7 @@ export function parse(text: string): { counters: ServerCounters; queue?: number;
   const rejected: Record<string, number> = {};
   const errors: Record<string, number> = {};
   let accepted = 0;
+  let migrated = 0;
   let overflows: number | undefined;
   let queue: number | undefined;
   let listenQueue: number | undefined;
@@ -51,10 +54,11 @@ export function parse(text: string): { counters: ServerCounters; queue?: number;
     else if (name === 'acceptor_connections_rejected_total') rejected[reason] = value;
     else if (name === 'acceptor_connection_errors_total') errors[reason] = value;
     else if (name === 'acceptor_listen_overflows_total') overflows = value;
+    else if (name === 'acceptor_connections_migrated_total') migrated = value;
     else if (name === 'acceptor_queue_depth') queue = value;
     else if (name === 'acceptor_listen_queue_depth') listenQueue = value;
   }
-  return { counters: { accepted, rejected, errors, overflows }, ...(queue !== undefined ? { queue } : {}), ...(listenQueue !== undefined ? { listenQueue } : {}) };
+  return { counters: { accepted, rejected, errors, overflows, migrated }, ...(queue !== undefined ? { queue } : {}), ...(listenQueue !== undefined ? { listenQueue } : {}) };
 }
 
 function rss(pid: number): number | undefined {

@@ -14,6 +14,19 @@ if (cluster.isPrimary) {
   cluster.on('listening', (_w, addr) => {
     if (++ready === n) process.stdout.write(JSON.stringify({ msg: 'listening', port: addr.port }) + '\n');
   });
+  // SIGHUP: the workers replaced one by one, as PM2's reload does: a new one listening, then the
+  // old one disconnected (its server closes, and node:http closes its idle keep-alive connections).
+  let reloading = false;
+  process.on('SIGHUP', async () => {
+    if (reloading) return;
+    reloading = true;
+    for (const old of Object.values(cluster.workers)) {
+      const fresh = cluster.fork();
+      await new Promise((r) => fresh.once('listening', r));
+      old.disconnect();
+    }
+    reloading = false;
+  });
   process.on('SIGTERM', () => {
     for (const w of Object.values(cluster.workers)) w.process.kill('SIGKILL');
     process.exit(0);

@@ -82,3 +82,15 @@ t.test('--app: the same app on the acceptor, under plain node:cluster and as `no
   }
   t.equal(report.runs.find((x) => x.target === 'nginx')!.skipped, 'nginx serves a static answer, not the app');
 });
+
+t.test('reload: the keep-alive clients through a SIGHUP; the acceptor over fdpass moves every connection, over ipc tells each to close', async (t) => {
+  const { report } = await bench(opts(t, ['--scenarios', 'reload', '--targets', 'handoff,handoff-ipc,node-http', '--duration', '3', '--connections', '4']));
+  t.same(report.runs.map((r) => r.target), ['handoff', 'handoff (ipc)'], 'only targets that reload (node:http has no reload)');
+  const [fd, ipc] = report.runs;
+  t.equal(fd!.reload?.reloads, 1, 'one SIGHUP, at 2 s');
+  t.same({ failed: fd!.reload?.failed, reconnects: fd!.reload?.reconnects, toldClose: fd!.reload?.toldClose, migrated: fd!.reload?.migrated }, { failed: 0, reconnects: 0, toldClose: 0, migrated: 4 }, 'fdpass: the four connections moved, nothing else happened to them');
+  t.equal(ipc!.reload?.failed, 0, 'ipc: none failed');
+  t.equal(ipc!.reload?.toldClose, 4, 'each told to close once');
+  t.equal(ipc!.reload?.reconnects, 4, 'and reconnected');
+  t.ok(fd!.ok > 0 && fd!.p99 > 0);
+});
