@@ -30,8 +30,8 @@ t.test('connections left in the kernel queue until the client gave up are named 
 
 t.test('server deltas by reason', async (t) => {
   const d = serverDelta(
-    { accepted: 5, rejected: { queue_full: 1, no_worker: 0 }, errors: {}, overflows: 0 },
-    { accepted: 15, rejected: { queue_full: 4, no_worker: 2 }, errors: {}, overflows: 0 },
+    { accepted: 5, rejected: { queue_full: 1, no_worker: 0 }, errors: {}, overflows: 0, migrated: 0 },
+    { accepted: 15, rejected: { queue_full: 4, no_worker: 2 }, errors: {}, overflows: 0, migrated: 0 },
   );
   t.same(d, { accepted: 10, rejected: 5, byReason: { queue_full: 3, no_worker: 2 } });
 });
