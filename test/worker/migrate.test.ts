@@ -19,7 +19,7 @@ async function reload(acc: Running): Promise<void> {
 const drains = (acc: Running, from: number): { open: number; handingBack: unknown }[] =>
   acc.lines.slice(from).filter((l) => l.msg === 'draining').map((l) => ({ open: l.open as number, handingBack: l.handingBack }));
 
-for (const app of [undefined, 'apps/express.mjs']) {
+for (const app of [undefined, 'apps/express.mjs', 'apps/fastify.mjs']) {
   t.test(`fdpass, 50 keep-alive clients back to back through 3 SIGHUPs (${app ?? 'a request listener'}): none fails, none reconnects, every open connection moves`, async (t) => {
     const acc = await start(['--workers', '2', '--max-connections', '100', ...(app ? [fixture(app)] : [])]);
     t.teardown(() => acc.stop('SIGKILL'));
