@@ -26,14 +26,43 @@
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/socket.h>
+#include <netinet/in.h>
+#include <arpa/inet.h>
 #include <unistd.h>
 
 #define MAX_FDS_PER_MSG 253 /* SCM_MAX_FD */
 #define ACCEPT_BATCH 1024
 #define RECV_BATCH 4096
-/* A worker's message to the primary: a close report is one uint32 (the count); a connection
-   handed back is two, MOVE_TAG and the number of descriptors sent with it (SCM_RIGHTS). */
+/* A worker's message to the primary: a close report is one uint32 (the count). Otherwise a
+   header of two uint32s, a tag and a count n, then n doubles (client keys): MOVE_TAG, connections
+   handed back (their descriptors in SCM_RIGHTS); KEYS_TAG, closes told by client key. */
 #define MOVE_TAG 0xFFFFFFFFu
+#define KEYS_TAG 0xFFFFFFFEu
+#define KEYS_PER_MSG 512
+
+typedef struct {
+  uint32_t tag, n;
+} msg_head;
+
+/* A growable array of doubles. */
+typedef struct {
+  double* v;
+  size_t n, cap;
+} dbuf;
+
+static int dbuf_push(dbuf* b, const double* x, size_t k) {
+  if (b->n + k > b->cap) {
+    size_t cap = b->cap ? b->cap : 64;
+    while (b->n + k > cap) cap *= 2;
+    double* grown = realloc(b->v, cap * sizeof(double));
+    if (!grown) return -1;
+    b->v = grown;
+    b->cap = cap;
+  }
+  memcpy(b->v + b->n, x, k * sizeof(double));
+  b->n += k;
+  return 0;
+}
 
 #define CHECK(call)                                                         \
   do {                                                                      \
@@ -147,6 +176,64 @@ static void close_with_reset(int fd) {
   close(fd);
 }
 
+/* ---------------------------------------------------------------- client keys */
+
+// A connection's client, as a number (admission/client.ts computes the same from an address's text):
+// IPv4 (and IPv4-mapped IPv6) the address's first p4 bits, exactly; IPv6 its first p6 bits,
+// hashed (FNV-1a, 64 bit) into 52 bits above 2^32, so the two never meet and every key is exact
+// in a double. 0 for anything else.
+static double client_key(const struct sockaddr_storage* ss, int p4, int p6) {
+  const uint8_t* b;
+  int bits;
+  if (ss->ss_family == AF_INET) {
+    b = (const uint8_t*)&((const struct sockaddr_in*)ss)->sin_addr;
+    bits = p4;
+  } else if (ss->ss_family == AF_INET6) {
+    const uint8_t* a = ((const struct sockaddr_in6*)ss)->sin6_addr.s6_addr;
+    static const uint8_t mapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
+    if (memcmp(a, mapped, 12) == 0) {
+      b = a + 12;
+      bits = p4;
+    } else {
+      uint8_t m[16];
+      for (int i = 0; i < 16; i++) {
+        int keep = p6 - i * 8;
+        m[i] = keep >= 8 ? a[i] : keep <= 0 ? 0 : (uint8_t)(a[i] & (0xff << (8 - keep)));
+      }
+      uint64_t h = 0xcbf29ce484222325ULL;
+      for (int i = 0; i < 16; i++) h = (h ^ m[i]) * 0x100000001b3ULL;
+      return 4294967296.0 + (double)(h & ((1ULL << 52) - 1));
+    }
+  } else {
+    return 0;
+  }
+  uint32_t v = ((uint32_t)b[0] << 24) | ((uint32_t)b[1] << 16) | ((uint32_t)b[2] << 8) | b[3];
+  return (double)(bits <= 0 ? 0 : bits >= 32 ? v : v & (0xffffffffu << (32 - bits)));
+}
+
+// peer(fd) -> the peer's address as text (inet_ntop), or null: for a log line naming a client.
+static napi_value js_peer(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1], out;
+  int32_t fd;
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  CHECK(napi_get_value_int32(env, argv[0], &fd));
+  struct sockaddr_storage ss;
+  socklen_t sl = sizeof ss;
+  char text[INET6_ADDRSTRLEN] = "";
+  const void* a = NULL;
+  if (getpeername(fd, (struct sockaddr*)&ss, &sl) == 0) {
+    if (ss.ss_family == AF_INET) a = &((struct sockaddr_in*)&ss)->sin_addr;
+    else if (ss.ss_family == AF_INET6) a = &((struct sockaddr_in6*)&ss)->sin6_addr;
+  }
+  if (!a || !inet_ntop(ss.ss_family, a, text, sizeof text)) {
+    napi_get_null(env, &out);
+    return out;
+  }
+  CHECK(napi_create_string_utf8(env, text, NAPI_AUTO_LENGTH, &out));
+  return out;
+}
+
 /* ---------------------------------------------------------------- listener (primary) */
 
 // Coalescing, as a NIC does with interrupts. Each wake-up of the primary costs two context
@@ -165,8 +252,10 @@ typedef struct {
   int handles; /* libuv handles still to be closed before freeing */
   uint64_t last_wake; /* uv_hrtime() of the last event-driven wake-up */
   int max_batch; /* descriptors accepted per batch at most: what the descriptor limit leaves */
+  int p4, p6;    /* client key prefixes; p4 < 0: no keys (the peer address is not asked for) */
   js_cb onbatch;
   int fds[ACCEPT_BATCH];
+  double keys[ACCEPT_BATCH];
 } listener_t;
 
 static void listener_free(uv_handle_t* h) {
@@ -192,8 +281,11 @@ static void on_acceptable(uv_poll_t* h, int status, int events) {
     lastErr = -status;
   }
   while (status >= 0 && n < l->max_batch) {
-    int fd = accept4(l->fd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
+    struct sockaddr_storage ss;
+    socklen_t sl = sizeof ss;
+    int fd = accept4(l->fd, l->p4 >= 0 ? (struct sockaddr*)&ss : NULL, l->p4 >= 0 ? &sl : NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
     if (fd >= 0) {
+      if (l->p4 >= 0) l->keys[n] = client_key(&ss, l->p4, l->p6);
       l->fds[n++] = fd;
       continue;
     }
@@ -238,21 +330,33 @@ static void on_acceptable(uv_poll_t* h, int status, int events) {
     }
   }
   if (n == 0 && failed == 0) return;
-  CALL_JS(&l->onbatch, int32_array(env, l->fds, n), num(env, failed), num(env, lastErr));
+  CALL_JS(&l->onbatch, int32_array(env, l->fds, n), num(env, failed), num(env, lastErr), float64_array(env, l->keys, l->p4 >= 0 ? n : 0));
 }
 
-// listen(fd, onBatch(fds: Int32Array, failed: number, errno: number), maxBatch?) -> handle
-// Takes a dup of `fd`: the caller may close its own copy (and must, so libuv stops accepting).
+// listen(fd, onBatch(fds: Int32Array, failed: number, errno: number, keys: Float64Array), maxBatch?,
+// p4?, p6?) -> handle. With p4 and p6 (prefix lengths) each connection's client key comes in
+// `keys` (else it is empty). Takes a dup of `fd`: the caller may close its own copy (and must, so
+// libuv stops accepting).
 static napi_value js_listen(napi_env env, napi_callback_info info) {
-  size_t argc = 3;
-  napi_value argv[3], out;
-  int32_t fd, max_batch = ACCEPT_BATCH;
+  size_t argc = 5;
+  napi_value argv[5], out;
+  int32_t fd, max_batch = ACCEPT_BATCH, p4 = -1, p6 = -1;
   napi_valuetype type = napi_undefined;
   CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
   CHECK(napi_get_value_int32(env, argv[0], &fd));
   if (argc > 2) CHECK(napi_typeof(env, argv[2], &type));
   if (type == napi_number) CHECK(napi_get_value_int32(env, argv[2], &max_batch));
   if (max_batch < 1 || max_batch > ACCEPT_BATCH) max_batch = ACCEPT_BATCH;
+  type = napi_undefined;
+  if (argc > 4) CHECK(napi_typeof(env, argv[4], &type));
+  if (type == napi_number) {
+    CHECK(napi_get_value_int32(env, argv[3], &p4));
+    CHECK(napi_get_value_int32(env, argv[4], &p6));
+    if (p4 < 0 || p4 > 32 || p6 < 0 || p6 > 128) {
+      napi_throw_range_error(env, NULL, "fdpass: listen: client prefixes outside 0-32 and 0-128");
+      return NULL;
+    }
+  }
   int dupfd = fcntl(fd, F_DUPFD_CLOEXEC, 3);
   if (dupfd < 0) return throw_errno(env, "dup listening socket", errno);
   int fl = fcntl(dupfd, F_GETFL);
@@ -264,6 +368,8 @@ static napi_value js_listen(napi_env env, napi_callback_info info) {
   }
   l->fd = dupfd;
   l->max_batch = max_batch;
+  l->p4 = p4;
+  l->p6 = p6;
   l->reserve = open("/dev/null", O_RDONLY | O_CLOEXEC);
   l->poll.data = l;
   l->timer.data = l;
@@ -316,40 +422,53 @@ typedef struct {
   js_cb onwritable; /* () the channel took messages again after EAGAIN */
   int* moved;       /* connections the worker handed back, read and not yet taken */
   size_t nmoved, capmoved;
+  dbuf moved_keys;  /* their client keys */
   uint32_t moved_lost; /* handed back but dropped in transit (this process out of descriptors) */
+  dbuf closed_keys; /* closes told by client key, read and not yet taken */
 } channel_t;
 
 static void channel_free(uv_handle_t* h) {
   channel_t* c = h->data;
   for (size_t i = 0; i < c->nmoved; i++) close_with_reset(c->moved[i]);
   free(c->moved);
+  free(c->moved_keys.v);
+  free(c->closed_keys.v);
   free(c);
 }
 
-static void keep_moved(channel_t* c, const int* fds, size_t k) {
+static void keep_moved(channel_t* c, const int* fds, const double* keys, size_t k) {
   if (c->nmoved + k > c->capmoved) {
     size_t cap = c->capmoved ? c->capmoved : 16;
     while (c->nmoved + k > cap) cap *= 2;
     int* grown = realloc(c->moved, cap * sizeof(int));
-    if (!grown) { /* no memory to keep them: the clients are reset, the slots still freed */
-      for (size_t i = 0; i < k; i++) close_with_reset(fds[i]);
-      c->moved_lost += (uint32_t)k;
-      return;
+    if (grown) {
+      c->moved = grown;
+      c->capmoved = cap;
     }
-    c->moved = grown;
-    c->capmoved = cap;
+  }
+  if (c->nmoved + k > c->capmoved || dbuf_push(&c->moved_keys, keys, k) != 0) {
+    /* no memory to keep them: the clients are reset, the slots still freed */
+    for (size_t i = 0; i < k; i++) close_with_reset(fds[i]);
+    c->moved_lost += (uint32_t)k;
+    return;
   }
   memcpy(c->moved + c->nmoved, fds, k * sizeof(int));
   c->nmoved += k;
 }
 
-// Reads every message the worker has sent: close reports (returned, summed) and connections
-// handed back (kept in c->moved for takeMoved()).
+// Reads every message the worker has sent: close reports (returned, summed; by key also kept in
+// c->closed_keys) and connections handed back (kept in c->moved for takeMoved()).
 static uint32_t drain_reports(channel_t* c) {
-  uint32_t total = 0, m[2];
+  uint32_t total = 0;
+  union {
+    uint32_t count;
+    msg_head head;
+    double align[1 + KEYS_PER_MSG];
+  } m;
+  const double* keys = m.align + 1;
   char cbuf[CMSG_SPACE(MAX_FDS_PER_MSG * sizeof(int))];
   for (;;) {
-    struct iovec iov = {m, sizeof m};
+    struct iovec iov = {&m, sizeof m};
     struct msghdr msg = {0};
     msg.msg_iov = &iov;
     msg.msg_iovlen = 1;
@@ -357,19 +476,27 @@ static uint32_t drain_reports(channel_t* c) {
     msg.msg_controllen = sizeof cbuf;
     ssize_t r = recvmsg(c->fd, &msg, MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
     if (r < 0 && errno == EINTR) continue;
-    if (r == sizeof m[0]) {
-      total += m[0];
+    if (r == sizeof m.count) {
+      total += m.count;
       continue;
     }
-    if (r != sizeof m || m[0] != MOVE_TAG) break;
+    if (r < (ssize_t)sizeof m.head) break;
+    size_t n = ((size_t)r - sizeof m.head) / sizeof(double);
+    if (m.head.tag == KEYS_TAG) {
+      total += (uint32_t)n;
+      dbuf_push(&c->closed_keys, keys, n); /* no memory: the slots are freed all the same */
+      continue;
+    }
+    if (m.head.tag != MOVE_TAG) break;
     size_t got = 0;
     for (struct cmsghdr* cm = CMSG_FIRSTHDR(&msg); cm; cm = CMSG_NXTHDR(&msg, cm)) {
       if (cm->cmsg_level != SOL_SOCKET || cm->cmsg_type != SCM_RIGHTS) continue;
       size_t k = (cm->cmsg_len - CMSG_LEN(0)) / sizeof(int);
-      keep_moved(c, (int*)CMSG_DATA(cm), k);
+      if (got + k > n) k = n - got; /* never: one key per descriptor */
+      keep_moved(c, (int*)CMSG_DATA(cm), keys + got, k);
       got += k;
     }
-    if (got < m[1]) c->moved_lost += m[1] - (uint32_t)got;
+    if (got < m.head.n) c->moved_lost += m.head.n - (uint32_t)got;
   }
   return total;
 }
@@ -441,36 +568,46 @@ static napi_value js_channel(napi_env env, napi_callback_info info) {
   return out;
 }
 
-// send(handle, fds: Int32Array, at: Float64Array, start, count) -> sent (>= 0) or -errno.
+// send(handle, fds: Int32Array, at: Float64Array, start, count, keys?: Float64Array) -> sent (>= 0)
+// or -errno. Each descriptor goes with its accept time and client key (0 without keys), as pairs.
 // Sent descriptors are closed here (the worker has its own now). Fewer than `count` sent with
 // no error means EAGAIN: onWritable follows once the worker has read.
 static napi_value js_send(napi_env env, napi_callback_info info) {
-  napi_value argv[5];
-  channel_t* c = handle_args(env, info, 5, argv);
+  napi_value argv[6];
+  channel_t* c = handle_args(env, info, 6, argv);
   if (!c) return NULL;
   if (c->closed) return num(env, -EPIPE);
   int32_t* fds;
   double* at;
-  size_t nf, na;
+  double* keys = NULL;
+  size_t nf, na, nk = 0;
   napi_typedarray_type t;
   napi_value ab;
   size_t off;
+  napi_valuetype kt;
   CHECK(napi_get_typedarray_info(env, argv[1], &t, &nf, (void**)&fds, &ab, &off));
   CHECK(napi_get_typedarray_info(env, argv[2], &t, &na, (void**)&at, &ab, &off));
+  CHECK(napi_typeof(env, argv[5], &kt));
+  if (kt == napi_object) CHECK(napi_get_typedarray_info(env, argv[5], &t, &nk, (void**)&keys, &ab, &off));
   int64_t start, count;
   CHECK(napi_get_value_int64(env, argv[3], &start));
   CHECK(napi_get_value_int64(env, argv[4], &count));
-  if (start < 0 || count < 0 || (size_t)(start + count) > nf || (size_t)(start + count) > na) {
+  if (start < 0 || count < 0 || (size_t)(start + count) > nf || (size_t)(start + count) > na || (keys && (size_t)(start + count) > nk)) {
     napi_throw_range_error(env, NULL, "fdpass: send: range outside the arrays");
     return NULL;
   }
   char cbuf[CMSG_SPACE(MAX_FDS_PER_MSG * sizeof(int))];
+  double pairs[2 * MAX_FDS_PER_MSG];
   int64_t sent = 0;
   int err = 0;
   while (sent < count) {
     int k = (int)(count - sent < MAX_FDS_PER_MSG ? count - sent : MAX_FDS_PER_MSG);
     int32_t* batch = fds + start + sent;
-    struct iovec iov = {at + start + sent, (size_t)k * sizeof(double)};
+    for (int i = 0; i < k; i++) {
+      pairs[2 * i] = at[start + sent + i];
+      pairs[2 * i + 1] = keys ? keys[start + sent + i] : 0;
+    }
+    struct iovec iov = {pairs, (size_t)k * 2 * sizeof(double)};
     struct msghdr msg = {0};
     msg.msg_iov = &iov;
     msg.msg_iovlen = 1;
@@ -506,8 +643,8 @@ static napi_value js_reports(napi_env env, napi_callback_info info) {
   return num(env, c->closed ? 0 : drain_reports(c));
 }
 
-// takeMoved(handle) -> null, or { fds, lost }: connections the worker handed back since the last
-// take (the caller's now), and how many of them were dropped in transit.
+// takeMoved(handle) -> null, or { fds, keys, lost }: connections the worker handed back since the
+// last take (the caller's now), their client keys, and how many were dropped in transit.
 static napi_value js_take_moved(napi_env env, napi_callback_info info) {
   napi_value argv[1], out;
   channel_t* c = handle_args(env, info, 1, argv);
@@ -518,9 +655,26 @@ static napi_value js_take_moved(napi_env env, napi_callback_info info) {
   }
   CHECK(napi_create_object(env, &out));
   CHECK(napi_set_named_property(env, out, "fds", int32_array(env, c->moved, c->nmoved)));
+  CHECK(napi_set_named_property(env, out, "keys", float64_array(env, c->moved_keys.v, c->moved_keys.n)));
   CHECK(napi_set_named_property(env, out, "lost", num(env, c->moved_lost)));
   c->nmoved = 0;
+  c->moved_keys.n = 0;
   c->moved_lost = 0;
+  return out;
+}
+
+// takeClosedKeys(handle) -> null, or the client keys of the closes read since the last take (each
+// also counted in what reports() and onClosed gave).
+static napi_value js_take_closed_keys(napi_env env, napi_callback_info info) {
+  napi_value argv[1], out;
+  channel_t* c = handle_args(env, info, 1, argv);
+  if (!c) return NULL;
+  if (c->closed_keys.n == 0) {
+    napi_get_null(env, &out);
+    return out;
+  }
+  out = float64_array(env, c->closed_keys.v, c->closed_keys.n);
+  c->closed_keys.n = 0;
   return out;
 }
 
@@ -553,7 +707,8 @@ static napi_value js_reclaim(napi_env env, napi_callback_info info) {
   size_t cap = 256, n = 0;
   int* fds = malloc(cap * sizeof(int));
   double* at = malloc(cap * sizeof(double));
-  double payload[MAX_FDS_PER_MSG];
+  double* keys = malloc(cap * sizeof(double));
+  double payload[2 * MAX_FDS_PER_MSG];
   char cbuf[CMSG_SPACE(MAX_FDS_PER_MSG * sizeof(int))];
   for (;;) {
     struct iovec iov = {payload, sizeof payload};
@@ -572,9 +727,14 @@ static napi_value js_reclaim(napi_env env, napi_callback_info info) {
         while (n + k > cap) cap *= 2;
         fds = realloc(fds, cap * sizeof(int));
         at = realloc(at, cap * sizeof(double));
+        keys = realloc(keys, cap * sizeof(double));
       }
       memcpy(fds + n, CMSG_DATA(cm), k * sizeof(int));
-      for (size_t i = 0; i < k; i++) at[n + i] = i < (size_t)r / sizeof(double) ? payload[i] : 0;
+      size_t pairs = (size_t)r / (2 * sizeof(double));
+      for (size_t i = 0; i < k; i++) {
+        at[n + i] = i < pairs ? payload[2 * i] : 0;
+        keys[n + i] = i < pairs ? payload[2 * i + 1] : 0;
+      }
       n += k;
     }
   }
@@ -587,14 +747,20 @@ static napi_value js_reclaim(napi_env env, napi_callback_info info) {
   CHECK(napi_create_object(env, &out));
   CHECK(napi_set_named_property(env, out, "fds", int32_array(env, fds, n)));
   CHECK(napi_set_named_property(env, out, "at", float64_array(env, at, n)));
+  CHECK(napi_set_named_property(env, out, "keys", float64_array(env, keys, n)));
   CHECK(napi_set_named_property(env, out, "closed", num(env, closed)));
+  CHECK(napi_set_named_property(env, out, "closedKeys", float64_array(env, c->closed_keys.v, c->closed_keys.n)));
   // Handed back before it died: the caller's to hand on (never lost with the worker).
   CHECK(napi_set_named_property(env, out, "moved", int32_array(env, c->moved, c->nmoved)));
+  CHECK(napi_set_named_property(env, out, "movedKeys", float64_array(env, c->moved_keys.v, c->moved_keys.n)));
   CHECK(napi_set_named_property(env, out, "movedLost", num(env, c->moved_lost)));
   c->nmoved = 0;
+  c->moved_keys.n = 0;
+  c->closed_keys.n = 0;
   c->moved_lost = 0;
   free(fds);
   free(at);
+  free(keys);
   return out;
 }
 
@@ -606,9 +772,12 @@ typedef struct {
   int events;
   int closed;
   uint32_t unreported; /* closed connections not yet told to the primary */
+  dbuf unreported_keys; /* closes by client key not yet told (reportKeys) */
   js_cb onbatch;
   int fds[RECV_BATCH];
   double at[RECV_BATCH];
+  double keys[RECV_BATCH];
+  double lost_keys[RECV_BATCH]; /* keys of hand-offs the kernel dropped (MSG_CTRUNC) */
 } receiver_t;
 
 static void on_receivable(uv_poll_t* h, int status, int events);
@@ -619,7 +788,8 @@ static void receiver_watch(receiver_t* rx, int events) {
   uv_poll_start(&rx->poll, events, on_receivable);
 }
 
-// Sends the pending close count; on EAGAIN it stays pending and goes when writable.
+// Sends the pending close count, then the closes by key (KEYS_PER_MSG a message); on EAGAIN the
+// rest stays pending and goes when writable.
 static int receiver_flush(receiver_t* rx) {
   while (rx->unreported > 0) {
     ssize_t r = send(rx->fd, &rx->unreported, sizeof rx->unreported, MSG_DONTWAIT | MSG_NOSIGNAL);
@@ -634,6 +804,32 @@ static int receiver_flush(receiver_t* rx) {
     }
     return r < 0 ? errno : EIO; /* the primary is gone: nothing to tell */
   }
+  size_t done = 0;
+  int err = 0;
+  while (done < rx->unreported_keys.n) {
+    size_t k = rx->unreported_keys.n - done < KEYS_PER_MSG ? rx->unreported_keys.n - done : KEYS_PER_MSG;
+    msg_head head = {KEYS_TAG, (uint32_t)k};
+    struct iovec iov[2] = {{&head, sizeof head}, {rx->unreported_keys.v + done, k * sizeof(double)}};
+    struct msghdr msg = {0};
+    msg.msg_iov = iov;
+    msg.msg_iovlen = 2;
+    ssize_t r = sendmsg(rx->fd, &msg, MSG_DONTWAIT | MSG_NOSIGNAL);
+    if (r < 0 && errno == EINTR) continue;
+    if (r < 0) {
+      err = errno == EAGAIN || errno == EWOULDBLOCK ? EAGAIN : errno;
+      break;
+    }
+    done += k;
+  }
+  if (done > 0) {
+    memmove(rx->unreported_keys.v, rx->unreported_keys.v + done, (rx->unreported_keys.n - done) * sizeof(double));
+    rx->unreported_keys.n -= done;
+  }
+  if (err == EAGAIN) {
+    receiver_watch(rx, UV_READABLE | UV_WRITABLE);
+    return EAGAIN;
+  }
+  if (err) return err; /* the primary is gone: nothing to tell */
   receiver_watch(rx, UV_READABLE);
   return 0;
 }
@@ -645,10 +841,10 @@ static void on_receivable(uv_poll_t* h, int status, int events) {
   if (!(events & UV_READABLE) || rx->closed) return;
   size_t n = 0;
   int missing = 0, eof = 0;
-  double payload[MAX_FDS_PER_MSG];
+  double payload[2 * MAX_FDS_PER_MSG];
   char cbuf[CMSG_SPACE(MAX_FDS_PER_MSG * sizeof(int))];
   // Stop while a whole message still fits, so nothing read is ever left without room.
-  while (n + MAX_FDS_PER_MSG <= RECV_BATCH) {
+  while (n + (size_t)missing + MAX_FDS_PER_MSG <= RECV_BATCH) {
     struct iovec iov = {payload, sizeof payload};
     struct msghdr msg = {0};
     msg.msg_iov = &iov;
@@ -662,7 +858,7 @@ static void on_receivable(uv_poll_t* h, int status, int events) {
       eof = 1; /* the primary is gone */
       break;
     }
-    size_t expected = (size_t)r / sizeof(double), got = 0;
+    size_t expected = (size_t)r / (2 * sizeof(double)), got = 0;
     for (struct cmsghdr* cm = CMSG_FIRSTHDR(&msg); cm; cm = CMSG_NXTHDR(&msg, cm)) {
       if (cm->cmsg_level != SOL_SOCKET || cm->cmsg_type != SCM_RIGHTS) continue;
       size_t k = (cm->cmsg_len - CMSG_LEN(0)) / sizeof(int);
@@ -672,7 +868,14 @@ static void on_receivable(uv_poll_t* h, int status, int events) {
     // Out of descriptors here (MSG_CTRUNC): the kernel closed the rest. Their slots must still
     // be freed, so they are counted by the caller.
     if (got > expected) got = expected;
-    memcpy(rx->at + n, payload, got * sizeof(double));
+    for (size_t i = 0; i < expected; i++) {
+      if (i < got) {
+        rx->at[n + i] = payload[2 * i];
+        rx->keys[n + i] = payload[2 * i + 1];
+      } else {
+        rx->lost_keys[missing + i - got] = payload[2 * i + 1];
+      }
+    }
     missing += (int)(expected - got);
     n += got;
   }
@@ -681,7 +884,7 @@ static void on_receivable(uv_poll_t* h, int status, int events) {
     rx->events = 0;
   }
   if (n == 0 && missing == 0) return;
-  CALL_JS(&rx->onbatch, int32_array(env, rx->fds, n), float64_array(env, rx->at, n), num(env, missing));
+  CALL_JS(&rx->onbatch, int32_array(env, rx->fds, n), float64_array(env, rx->at, n), num(env, missing), float64_array(env, rx->keys, n), float64_array(env, rx->lost_keys, (size_t)missing));
 }
 
 // receiver(fd, onBatch(fds: Int32Array, at: Float64Array, missing: number)) -> handle
@@ -728,18 +931,25 @@ static napi_value js_report(napi_env env, napi_callback_info info) {
   return num(env, err == EAGAIN ? 0 : err);
 }
 
-// give(handle, fd) -> 0, or the errno (EAGAIN: the channel is full; try again later). Hands an
-// idle connection back to the primary. On 0 the message holds the connection: the caller closes
-// its own descriptor (the connection stays open) and never reports it closed.
+// give(handle, fd, key?) -> 0, or the errno (EAGAIN: the channel is full; try again later). Hands
+// an idle connection back to the primary, with its client key. On 0 the message holds the
+// connection: the caller closes its own descriptor (the connection stays open) and never reports
+// it closed.
 static napi_value js_give(napi_env env, napi_callback_info info) {
-  napi_value argv[2];
+  napi_value argv[3];
   int32_t fd;
-  receiver_t* rx = handle_args(env, info, 2, argv);
+  receiver_t* rx = handle_args(env, info, 3, argv);
   if (!rx) return NULL;
   CHECK(napi_get_value_int32(env, argv[1], &fd));
-  uint32_t m[2] = {MOVE_TAG, 1};
+  struct {
+    msg_head head;
+    double key;
+  } m = {{MOVE_TAG, 1}, 0};
+  napi_valuetype kt;
+  CHECK(napi_typeof(env, argv[2], &kt));
+  if (kt == napi_number) CHECK(napi_get_value_double(env, argv[2], &m.key));
   char cbuf[CMSG_SPACE(sizeof(int))];
-  struct iovec iov = {m, sizeof m};
+  struct iovec iov = {&m, sizeof m};
   struct msghdr msg = {0};
   msg.msg_iov = &iov;
   msg.msg_iovlen = 1;
@@ -756,6 +966,25 @@ static napi_value js_give(napi_env env, napi_callback_info info) {
   return num(env, r == (ssize_t)sizeof m ? 0 : r < 0 ? errno : EIO);
 }
 
+// reportKeys(handle, keys: Float64Array) -> 0, or the errno if the primary cannot be told. Closes
+// by client key (where the primary limits connections per client); batched, never lost on EAGAIN.
+static napi_value js_report_keys(napi_env env, napi_callback_info info) {
+  napi_value argv[2], ab;
+  receiver_t* rx = handle_args(env, info, 2, argv);
+  if (!rx) return NULL;
+  double* keys;
+  size_t n, off;
+  napi_typedarray_type t;
+  CHECK(napi_get_typedarray_info(env, argv[1], &t, &n, (void**)&keys, &ab, &off));
+  if (t != napi_float64_array) {
+    napi_throw_type_error(env, NULL, "fdpass: reportKeys: a Float64Array");
+    return NULL;
+  }
+  if (dbuf_push(&rx->unreported_keys, keys, n) != 0) return throw_errno(env, "reportKeys", ENOMEM);
+  int err = receiver_flush(rx);
+  return num(env, err == EAGAIN ? 0 : err);
+}
+
 // flushSync(handle, timeoutMs) -> true once every close is told: for a worker about to exit.
 static napi_value js_flush_sync(napi_env env, napi_callback_info info) {
   napi_value argv[2], out;
@@ -770,7 +999,7 @@ static napi_value js_flush_sync(napi_env env, napi_callback_info info) {
     struct pollfd p = {rx->fd, POLLOUT, 0};
     poll(&p, 1, (int)(deadline - now));
   }
-  napi_get_boolean(env, rx->unreported == 0, &out);
+  napi_get_boolean(env, rx->unreported == 0 && rx->unreported_keys.n == 0, &out);
   return out;
 }
 
@@ -960,6 +1189,9 @@ static napi_value init(napi_env env, napi_value exports) {
       {"reclaim", NULL, js_reclaim, NULL, NULL, NULL, napi_default_method, NULL},
       {"takeMoved", NULL, js_take_moved, NULL, NULL, NULL, napi_default_method, NULL},
       {"give", NULL, js_give, NULL, NULL, NULL, napi_default_method, NULL},
+      {"reportKeys", NULL, js_report_keys, NULL, NULL, NULL, napi_default_method, NULL},
+      {"peer", NULL, js_peer, NULL, NULL, NULL, napi_default_method, NULL},
+      {"takeClosedKeys", NULL, js_take_closed_keys, NULL, NULL, NULL, napi_default_method, NULL},
       {"receiver", NULL, js_receiver, NULL, NULL, NULL, napi_default_method, NULL},
       {"report", NULL, js_report, NULL, NULL, NULL, napi_default_method, NULL},
       {"flushSync", NULL, js_flush_sync, NULL, NULL, NULL, napi_default_method, NULL},

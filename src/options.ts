@@ -3,6 +3,7 @@
 import { availableParallelism } from 'node:os';
 import { existsSync, readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
+import { parsePrefixes, type Prefixes } from './admission/client.js';
 
 export type Strategy = 'handoff' | 'round-robin' | 'shared' | 'reuseport';
 export type Protocol = 'http' | 'tcp';
@@ -10,6 +11,8 @@ export type TransportOption = 'auto' | 'fdpass' | 'ipc';
 export type LogLevel = 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
 export type LogFormat = 'json' | 'pretty';
 export type TlsBusy = 'alert' | 'reset';
+export type QueueOrder = 'fair' | 'fifo';
+export type Sticky = 'none' | 'client';
 
 export interface AcceptorOptions {
   /** Host name or address to bind; undefined = all interfaces (`::` dual stack, else 0.0.0.0). */
@@ -29,6 +32,25 @@ export interface AcceptorOptions {
   maxConnections: number;
   /** How connections reach workers. Default `handoff` (the only one with exact admission). */
   strategy: Strategy;
+  /**
+   * handoff: connections one client (admission/client.ts) may hold in the workers plus have
+   * waiting; past it, told busy at once (`client_limit`). 0 = no limit (default).
+   */
+  maxConnectionsPerClient: number;
+  /** handoff: the bits of an IPv4 and of an IPv6 address that name one client, as `v4,v6`. Default `32,64`. */
+  clientPrefix: string;
+  /**
+   * handoff: the order waiting connections get free slots. `fair` (default): clients take turns,
+   * and when the queue is full a newcomer displaces the heaviest client's newest waiting
+   * connection (`displaced`); with one client this is FIFO. `fifo`: arrival order.
+   */
+  queue: QueueOrder;
+  /**
+   * handoff: `client` sends all of a client's connections to one worker slot (a consistent hash of
+   * its key), where they wait if that worker is full: for apps that keep sessions in memory
+   * (socket.io's long polling). Default `none`.
+   */
+  sticky: Sticky;
   /**
    * How handoff passes connections to workers: `fdpass` (native addon, batched descriptor
    * passing), `ipc` (Node's channel, one in flight per worker), or `auto` (default: fdpass where
@@ -189,6 +211,10 @@ export const SPECS: { [K in keyof AcceptorOptions]: Spec<K> }[keyof AcceptorOpti
   { key: 'workers', flag: 'workers', arg: '<n>', help: 'worker processes', def: () => availableParallelism(), defHelp: 'available parallelism', parse: int(1, 1024) },
   { key: 'maxConnections', flag: 'max-connections', arg: '<n>', help: 'concurrent connections per worker before it counts as full', def: () => 1024, defHelp: '1024', parse: int(1, 1_000_000) },
   { key: 'strategy', flag: 'strategy', arg: '<name>', help: 'handoff | round-robin | shared | reuseport (only handoff admits exactly)', def: () => 'handoff', defHelp: 'handoff', parse: oneOf<Strategy>('handoff', 'round-robin', 'shared', 'reuseport') },
+  { key: 'maxConnectionsPerClient', flag: 'max-connections-per-client', arg: '<n>', help: 'handoff: connections one client may hold plus have waiting; the next is told busy (0 = no limit)', def: () => 0, defHelp: '0', parse: int(0, 1_000_000) },
+  { key: 'clientPrefix', flag: 'client-prefix', arg: '<v4,v6>', help: 'handoff: the address bits that name one client, IPv4 and IPv6', def: () => '32,64', defHelp: '32,64', parse: (raw, flag) => (parsePrefixes(raw) ? raw.replace(/\s/g, '') : (() => { throw bad(flag, raw, 'two prefix lengths like 32,64 (IPv4 0-32, IPv6 0-128)'); })()) },
+  { key: 'queue', flag: 'queue', arg: '<order>', help: 'handoff: fair (clients take turns; a full queue displaces the heaviest client) | fifo', def: () => 'fair', defHelp: 'fair', parse: oneOf<QueueOrder>('fair', 'fifo') },
+  { key: 'sticky', flag: 'sticky', arg: '<none|client>', help: "handoff: client = each client's connections go to one worker (in-memory sessions, socket.io polling)", def: () => 'none', defHelp: 'none', parse: oneOf<Sticky>('none', 'client') },
   { key: 'transport', flag: 'transport', arg: '<name>', help: 'handoff only: auto | fdpass | ipc (auto = fdpass where the native addon loads)', def: () => 'auto', defHelp: 'auto', parse: oneOf<TransportOption>('auto', 'fdpass', 'ipc') },
   { key: 'protocol', flag: 'protocol', arg: '<name>', help: 'http | tcp', def: () => 'http', defHelp: 'http', parse: oneOf<Protocol>('http', 'tcp') },
   { key: 'tlsCert', flag: 'tls-cert', arg: '<pem>', help: 'certificate (chain) file: the workers terminate TLS (HTTPS, HTTP/2 by ALPN)', def: () => undefined, defHelp: 'none: plain text', parse: existingFile },
@@ -262,6 +288,11 @@ export function resolveOptions(overrides: Partial<AcceptorOptions> = {}, env: No
     throw new OptionError(missing, `missing --${missing}: TLS needs both --tls-cert and --tls-key`);
   }
   if (opts.tlsCa !== undefined && opts.tlsCert === undefined) throw new OptionError('tls-ca', 'invalid --tls-ca: it needs --tls-cert and --tls-key');
+  if (opts.strategy !== 'handoff') {
+    // Only the primary of handoff sees connections before a worker does.
+    if (opts.maxConnectionsPerClient > 0) throw new OptionError('max-connections-per-client', `invalid --max-connections-per-client with --strategy ${opts.strategy}: only handoff admits connections in the primary`);
+    if (opts.sticky !== 'none') throw new OptionError('sticky', `invalid --sticky ${opts.sticky} with --strategy ${opts.strategy}: only handoff chooses the worker in the primary`);
+  }
   if (opts.strategy === 'reuseport' && !supportsReusePort()) {
     throw new OptionError('strategy', `invalid --strategy "reuseport": needs Node >= 22.12 (this is ${process.version})`);
   }
@@ -349,3 +380,15 @@ export function supportsReusePort(version = process.versions.node): boolean {
   const [major, minor] = version.split('.').map(Number) as [number, number];
   return major > 23 || (major === 23 && minor >= 1) || (major === 22 && minor >= 12);
 }
+
+/** --client-prefix as numbers. */
+export const clientPrefixes = (o: AcceptorOptions): Prefixes => parsePrefixes(o.clientPrefix)!;
+
+/** Whether the primary needs each connection's client key: the fair queue, a per-client limit, or sticky sessions. */
+export const needsClientKeys = (o: AcceptorOptions): boolean => o.strategy === 'handoff' && (o.queue === 'fair' || o.maxConnectionsPerClient > 0 || o.sticky === 'client');
+
+/** Whether workers keep each connection's client key: to tell its close by key, or hand it back to its sticky slot. */
+export const workersKeepKeys = (o: AcceptorOptions): boolean => o.strategy === 'handoff' && (o.maxConnectionsPerClient > 0 || o.sticky === 'client');
+
+/** Whether workers tell closes by client key: the primary counts what each client holds (--max-connections-per-client). */
+export const closesByKey = (o: AcceptorOptions): boolean => o.strategy === 'handoff' && o.maxConnectionsPerClient > 0;

@@ -7,14 +7,16 @@ import type { Waiting } from '../admission/queue.js';
 import type { WorkerRecord } from './workers.js';
 import { clock } from '../clock.js';
 import type { Channel, FdpassAddon, Listener, Refuser } from '../native/fdpass.js';
+import type { Prefixes } from '../admission/client.js';
 import { UNBOUNDED, type Detached, type ForkLink, type PrimaryBudget, type Sink, type Transport } from './transport.js';
 
 interface Link {
   ch: Channel;
   rec: WorkerRecord | undefined;
-  /** Outbox: descriptors assigned and not yet sent, with their accept times; `head` is the oldest. */
+  /** Outbox: descriptors assigned and not yet sent, with their accept times and client keys; `head` is the oldest. */
   fds: number[];
   at: number[];
+  keys: number[];
   head: number;
   /** Listed in `dirty` for the next flush. */
   dirty: boolean;
@@ -40,14 +42,21 @@ export class FdpassTransport implements Transport<number> {
   private wanting = true;
   private scratchFds = new Int32Array(1024);
   private scratchAt = new Float64Array(1024);
+  private scratchKeys = new Float64Array(1024);
 
   /** Busy answers in C: under saturation most connections end there. */
   private readonly refuser: Refuser;
 
+  /**
+   * `keys`: each connection's client key is wanted (by these prefixes); `byKey`: workers tell
+   * closes by key (the primary counts per client).
+   */
   constructor(
     private readonly addon: FdpassAddon,
     busy: Buffer | 'reset',
     private readonly budget: PrimaryBudget = UNBOUNDED,
+    private readonly keys?: Prefixes,
+    private readonly byKey = false,
   ) {
     this.refuser = addon.refuser(busy === 'reset' ? null : busy, budget.maxLingering);
   }
@@ -58,28 +67,30 @@ export class FdpassTransport implements Transport<number> {
     // It stays for a Node that changes the handle.
     // Stryker disable next-line ConditionalExpression,LogicalOperator,EqualityOperator,OptionalChaining,StringLiteral: a bound server always has one on Linux
     if (handle?.fd === undefined || handle.fd < 0) throw new Error('fdpass: the listening socket has no descriptor');
-    this.listener = this.addon.listen(handle.fd, (fds, failed) => {
+    this.listener = this.addon.listen(handle.fd, (fds, failed, _errno, keys) => {
       // Slots freed since the last batch, before admitting this one.
       for (const l of this.links) {
         const n = this.addon.reports(l.ch);
         // Stryker disable next-line ConditionalExpression,EqualityOperator: equivalent, it only skips a call that adds 0
-        if (n > 0) sink.closed(l.rec!, n);
+        if (n > 0) sink.closed(l.rec!, n, this.closedKeys(l));
         if (l.moving) this.takeMoved(l);
       }
       // Stryker disable next-line ConditionalExpression,EqualityOperator: equivalent, it only skips a call that adds 0
       if (failed > 0) sink.acceptFailed(failed);
       const at = clock();
-      for (let i = 0; i < fds.length; i++) sink.admit(fds[i]!, at);
+      // Without keys wanted, `keys` is empty: every connection is client 0.
+      for (let i = 0; i < fds.length; i++) sink.admit(fds[i]!, at, keys[i] ?? 0);
       sink.batchDone();
-    }, this.budget.acceptBatch);
+    }, this.budget.acceptBatch, this.keys?.v4, this.keys?.v6);
     // The addon accepts on its own copy from now on; libuv must stop accepting on this one.
     server.close();
   }
 
-  assign(w: WorkerRecord, fd: number, at: number): void {
+  assign(w: WorkerRecord, fd: number, at: number, key: number): void {
     const l = w.link as Link;
     l.fds.push(fd);
     l.at.push(at);
+    l.keys.push(key);
     // Stryker disable next-line ConditionalExpression,BooleanLiteral: equivalent, listed more than once, a later push finds an empty outbox
     if (!l.dirty) {
       l.dirty = true;
@@ -122,7 +133,16 @@ export class FdpassTransport implements Transport<number> {
 
   private takeMoved(l: Link): void {
     const m = this.addon.takeMoved(l.ch);
-    if (m) this.sink.moved(l.rec!, Array.from(m.fds), m.lost);
+    if (m) this.sink.moved(l.rec!, Array.from(m.fds), m.lost, m.keys);
+  }
+
+  /** The keys of the closes just counted, where workers tell them by key. */
+  private closedKeys(l: Link): Float64Array | undefined {
+    return this.byKey ? (this.addon.takeClosedKeys(l.ch) ?? undefined) : undefined;
+  }
+
+  peer(fd: number): string | undefined {
+    return this.addon.peer(fd) ?? undefined;
   }
 
   private push(l: Link): void {
@@ -138,12 +158,14 @@ export class FdpassTransport implements Transport<number> {
     if (this.scratchFds.length < n) {
       this.scratchFds = new Int32Array(n * 2);
       this.scratchAt = new Float64Array(n * 2);
+      this.scratchKeys = new Float64Array(n * 2);
     }
     for (let i = 0; i < n; i++) {
       this.scratchFds[i] = l.fds[l.head + i]!;
       this.scratchAt[i] = l.at[l.head + i]!;
+      this.scratchKeys[i] = l.keys[l.head + i]!;
     }
-    const sent = this.addon.send(l.ch, this.scratchFds, this.scratchAt, 0, n);
+    const sent = this.addon.send(l.ch, this.scratchFds, this.scratchAt, 0, n, this.scratchKeys);
     // Stryker disable next-line EqualityOperator: equivalent, with `<= 0` a full channel is polled every RETRY_MS
     if (sent < 0) {
       // Not EAGAIN (that returns a short count): ENOBUFS or ETOOMANYREFS. Nothing is lost: the
@@ -163,6 +185,7 @@ export class FdpassTransport implements Transport<number> {
     if (l.head === l.fds.length) {
       l.fds.length = 0;
       l.at.length = 0;
+      l.keys.length = 0;
       l.head = 0;
     } else {
       l.blocked = true; // EAGAIN: the addon calls back when the worker has read
@@ -174,11 +197,11 @@ export class FdpassTransport implements Transport<number> {
   }
 
   prepareFork(): ForkLink {
-    const l: Link = { ch: undefined as unknown as Channel, rec: undefined, fds: [], at: [], head: 0, dirty: false, blocked: false, retry: undefined, gone: false, moving: false };
+    const l: Link = { ch: undefined as unknown as Channel, rec: undefined, fds: [], at: [], keys: [], head: 0, dirty: false, blocked: false, retry: undefined, gone: false, moving: false };
     const [ch, fd] = this.addon.channel(
       (n) => {
         if (!l.rec || l.gone) return;
-        if (n > 0) this.sink.closed(l.rec, n);
+        if (n > 0) this.sink.closed(l.rec, n, this.closedKeys(l));
         if (l.moving) this.takeMoved(l);
       },
       () => {
@@ -211,12 +234,13 @@ export class FdpassTransport implements Transport<number> {
     if (l.retry) clearTimeout(l.retry);
     const r = this.addon.reclaim(l.ch);
     const back: Waiting<number>[] = [];
-    for (let i = 0; i < r.fds.length; i++) back.push({ item: r.fds[i]!, at: r.at[i]! });
-    for (let i = l.head; i < l.fds.length; i++) back.push({ item: l.fds[i]!, at: l.at[i]! });
+    for (let i = 0; i < r.fds.length; i++) back.push({ item: r.fds[i]!, at: r.at[i]!, key: r.keys[i]! });
+    for (let i = l.head; i < l.fds.length; i++) back.push({ item: l.fds[i]!, at: l.at[i]!, key: l.keys[i]! });
     l.fds.length = 0;
     l.at.length = 0;
+    l.keys.length = 0;
     l.head = 0;
-    return { back, closed: r.closed, moved: Array.from(r.moved), movedLost: r.movedLost };
+    return { back, closed: r.closed, closedKeys: r.closedKeys, moved: Array.from(r.moved), movedKeys: r.movedKeys, movedLost: r.movedLost };
   }
 
   stop(): void {

@@ -8,6 +8,7 @@ import type { Waiting } from '../admission/queue.js';
 import type { WorkerRecord } from './workers.js';
 import { clock } from '../clock.js';
 import { acceptRaw, asSocket, releaseSent, type Conn } from './accept.js';
+import { clientKey, type Prefixes } from '../admission/client.js';
 import type { Detached, Sink, Transport } from './transport.js';
 
 export class IpcTransport implements Transport<Conn> {
@@ -15,21 +16,35 @@ export class IpcTransport implements Transport<Conn> {
   /** While a dead worker's queue is reclaimed: its failed sends, collected in order. */
   private collecting: Waiting<Conn>[] | undefined;
 
-  constructor(private readonly refuseSocket: Refuse) {}
+  /** `keys`: each connection's client key is wanted, by these prefixes. */
+  constructor(
+    private readonly refuseSocket: Refuse,
+    private readonly keys?: Prefixes,
+  ) {}
+
+  peer(conn: Conn): string | undefined {
+    const h = conn as { getpeername?: (out: { address?: string }) => number; remoteAddress?: string };
+    if (typeof h.getpeername !== 'function') return h.remoteAddress;
+    const out: { address?: string } = {};
+    h.getpeername(out);
+    return out.address;
+  }
 
   start(server: Server, sink: Sink<Conn>): void {
     this.sink = sink;
+    const p = this.keys;
     // A failed accept (out of descriptors: libuv then accepts and closes to make progress).
     // Libuv reports one only where that trick itself fails (no spare descriptor was ever
     // reserved); the usual EMFILE is drained silently and cannot be counted here
     // (docs/metrics.md, accept_failed).
     // Stryker disable next-line ArrowFunction: no test reaches the failed-accept callback
-    acceptRaw(server, (c) => (sink.admit(c, clock()), sink.batchDone()), () => sink.acceptFailed(1));
+    const admit = p ? (c: Conn): void => sink.admit(c, clock(), clientKey(this.peer(c) ?? '', p)) : (c: Conn): void => sink.admit(c, clock());
+    acceptRaw(server, (c) => (admit(c), sink.batchDone()), () => sink.acceptFailed(1));
   }
 
-  assign(w: WorkerRecord, conn: Conn, at: number): void {
+  assign(w: WorkerRecord, conn: Conn, at: number, key: number): void {
     w.unsent++;
-    w.worker.send({ acceptor: 'c', a: at }, conn as never, (err) => {
+    w.worker.send(key ? { acceptor: 'c', a: at, k: key } : { acceptor: 'c', a: at }, conn as never, (err) => {
       w.unsent--;
       if (!err) {
         // Sent, but to a worker already counted out. Node reports an asynchronous write as sent
@@ -39,7 +54,7 @@ export class IpcTransport implements Transport<Conn> {
         return this.sink.sent();
       }
       // Never written to the channel (the worker died first): the primary still holds it.
-      const back = { item: conn, at };
+      const back = { item: conn, at, key };
       if (this.collecting) this.collecting.push(back);
       else this.sink.undelivered(w, [back]);
     });

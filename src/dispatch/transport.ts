@@ -12,17 +12,17 @@ export type TransportName = 'ipc' | 'fdpass';
 
 /** What a transport tells the dispatcher. */
 export interface Sink<C> {
-  /** One accepted connection, `at` = accept time (clock()). */
-  admit(conn: C, at: number): void;
+  /** One accepted connection, `at` = accept time (clock()), `key` its client (admission/client.ts; 0 unknown). */
+  admit(conn: C, at: number, key?: number): void;
   /** End of one accept wake-up: time to send what was assigned. */
   batchDone(): void;
   acceptFailed(n: number): void;
-  /** `n` connections handed to `w` have closed: their slots are free. */
-  closed(w: WorkerRecord, n: number): void;
+  /** `n` connections handed to `w` have closed: their slots are free. `keys`: theirs, where told by key. */
+  closed(w: WorkerRecord, n: number, keys?: ArrayLike<number>): void;
   /** Hand-offs that never reached `w` (it died first), oldest first: they go to the front again. */
   undelivered(w: WorkerRecord, back: Waiting<C>[]): void;
   /** Idle connections `w` handed back at its drain (their slots leave it); `lost`: dropped in transit. */
-  moved(w: WorkerRecord, conns: C[], lost: number): void;
+  moved(w: WorkerRecord, conns: C[], lost: number, keys?: ArrayLike<number>): void;
   /** Hand-offs delivered to a worker already counted out: lost with it. */
   lost(n: number): void;
   /** An ipc send has ended: one fewer in flight, so waiting connections may go now. */
@@ -38,8 +38,10 @@ export interface ForkLink {
 export interface Transport<C = unknown> {
   /** Takes over accepting on `server`. */
   start(server: Server, sink: Sink<C>): void;
-  /** Hands `conn` to `w`, now or at the next flush(). */
-  assign(w: WorkerRecord, conn: C, at: number): void;
+  /** Hands `conn` to `w`, now or at the next flush(), with its client key. */
+  assign(w: WorkerRecord, conn: C, at: number, key: number): void;
+  /** The peer address of a connection the primary holds, for a log line. */
+  peer(conn: C): string | undefined;
   flush(): void;
   /** Whether connections wait in the queue for a slot (then a freed slot must be heard at once). */
   slotsWanted(waiting: boolean): void;
@@ -59,7 +61,10 @@ export interface Transport<C = unknown> {
 export interface Detached<C> {
   back: Waiting<C>[];
   closed: number;
+  /** The client keys of those closes, where told by key. */
+  closedKeys?: ArrayLike<number>;
   moved: C[];
+  movedKeys?: ArrayLike<number>;
   movedLost: number;
 }
 

@@ -2,6 +2,7 @@
 // dispatcher reads of the pool. Here, below both, so the imports run one way: primary → dispatch.
 import type { Worker } from 'node:cluster';
 import type { RestartReason } from '../metrics/counters.js';
+import type { KeyCounts } from '../admission/clients.js';
 
 export type WorkerState = 'starting' | 'ready' | 'stalled' | 'draining';
 
@@ -30,6 +31,8 @@ export interface WorkerRecord {
   candidate: boolean;
   /** The connections its descriptors can hold, by its own count (Infinity until told). */
   capacity: number;
+  /** What it holds per client (--max-connections-per-client). */
+  keys?: KeyCounts;
   /** Told to hand its idle connections back at its drain (a reload, fdpass). */
   handingBack?: boolean;
   /** Killed at the end of --drain-timeout: what it still held is counted `drain_timeout`. */

@@ -25,6 +25,8 @@ export interface PrimaryState {
   /** Hand-off transport (handoff), or `none` where the workers accept. */
   transport: string;
   notReady: ReadyCheck;
+  /** handoff: clients with connections waiting; with --max-connections-per-client, also those holding any and those at the limit. */
+  clients?: () => { waiting: number; connected?: number; atLimit?: number };
 }
 
 const STATES: WorkerState[] = ['starting', 'ready', 'stalled', 'draining'];
@@ -70,6 +72,21 @@ export function primaryRegistry(opts: AcceptorOptions, s: PrimaryState): Registr
       { name: 'acceptor_connections_migrated_total', help: 'Idle keep-alive connections a draining worker handed back, served on by another worker without the client reconnecting (fdpass). Each is handled again by its new worker.' },
       () => s.counters.migrated,
     );
+  }
+  if (s.clients) {
+    const clients = s.clients;
+    new Gauge({ name: 'acceptor_clients_waiting', help: 'Clients (--client-prefix) with connections waiting in the queue now.', registers, collect() {
+      this.set(clients().waiting);
+    } });
+    if (opts.maxConnectionsPerClient > 0) {
+      new Gauge({ name: 'acceptor_clients_connected', help: 'Clients holding connections in the workers now (counted for --max-connections-per-client).', registers, collect() {
+        this.set(clients().connected ?? 0);
+      } });
+      new Gauge({ name: 'acceptor_clients_at_limit', help: 'Clients at --max-connections-per-client now (held plus waiting): their next connection is told busy.', registers, collect() {
+        this.set(clients().atLimit ?? 0);
+      } });
+      new Gauge({ name: 'acceptor_client_max_connections', help: 'Connections one client may hold plus have waiting (--max-connections-per-client).', registers }).set(opts.maxConnectionsPerClient);
+    }
   }
   new Gauge({ name: 'acceptor_worker_max_connections', help: 'Connections one worker holds before it counts as full (--max-connections).', registers }).set(opts.maxConnections);
   // Absent, not zero, where the kernel cannot tell.

@@ -2,7 +2,8 @@
 // wires the strategy, and owns the lifecycle (drain on close, rolling reload).
 import cluster from 'node:cluster';
 import type { Server } from 'node:net';
-import { OptionError, resolveOptions, type AcceptorOptions } from '../options.js';
+import { clientPrefixes, closesByKey, needsClientKeys, OptionError, resolveOptions, type AcceptorOptions } from '../options.js';
+import { limitLog } from '../admission/limited.js';
 import { createLogger, type Logger } from '../log.js';
 import { resolveEndpoint } from '../endpoint/resolve.js';
 import { bindEndpoint, effectiveBacklog, listenServer, probeEndpoint, somaxconn } from '../endpoint/bind.js';
@@ -105,7 +106,7 @@ export async function startAcceptor(input: Partial<AcceptorOptions> = {}): Promi
     },
     counts: (rec, c) => totals.update(rec, c),
     message: (rec, msg) => {
-      if (msg.acceptor === 'd') dispatch?.closed(rec, msg.n);
+      if (msg.acceptor === 'd') dispatch?.closed(rec, msg.n, msg.k);
       else if (msg.acceptor === 'm') {
         totals.update(rec, msg.c);
         scrape?.onMessage(rec, msg);
@@ -117,15 +118,23 @@ export async function startAcceptor(input: Partial<AcceptorOptions> = {}): Promi
   });
   if (handoff) {
     const busy = busyFor(opts);
-    const transport = (transportName === 'fdpass' ? new FdpassTransport((loadFdpass() as { addon: never }).addon, busy, budget) : new IpcTransport(makeRefuse(busy, budget.maxLingering))) as Transport<unknown>;
-    dispatch = new Handoff(bound.server as Server, pool, opts.maxConnections, opts.backlog, opts.queueTimeout, counters, transport, Math.max(1, Math.floor(budget.acceptBatch / opts.workers)));
+    const keys = needsClientKeys(opts) ? clientPrefixes(opts) : undefined;
+    const transport = (transportName === 'fdpass' ? new FdpassTransport((loadFdpass() as { addon: never }).addon, busy, budget, keys, closesByKey(opts)) : new IpcTransport(makeRefuse(busy, budget.maxLingering), keys)) as Transport<unknown>;
+    const onLimited = opts.maxConnectionsPerClient > 0 ? limitLog(log, opts.maxConnectionsPerClient, clientPrefixes(opts), (c) => transport.peer(c)) : undefined;
+    dispatch = new Handoff(bound.server as Server, pool, opts.maxConnections, opts.backlog, opts.queueTimeout, counters, transport, Math.max(1, Math.floor(budget.acceptBatch / opts.workers)), {
+      fair: opts.queue === 'fair',
+      maxPerClient: opts.maxConnectionsPerClient,
+      stickySlots: opts.sticky === 'client' ? opts.workers : 0,
+      ...(onLimited ? { onLimited } : {}),
+    });
   }
   const queueDepth = (): number | undefined => dispatch?.queue.length;
   const readiness = new Readiness({ readyWorkers: () => pool.ready.length, queueDepth, counters, threshold: opts.readyQueueThreshold ?? Math.floor(opts.backlog / 2) });
   const notReady: ReadyCheck = () => readiness.reason();
   let metricsServer: import('node:http').Server | undefined;
   if (opts.metrics) {
-    const registry = primaryRegistry(opts, { counters, totals, pool, queueDepth, port: bound.port, kernelBacklog, version: VERSION, transport: transportName, notReady });
+    const clients = dispatch ? clientsNow(dispatch, opts.maxConnectionsPerClient) : undefined;
+    const registry = primaryRegistry(opts, { counters, totals, pool, queueDepth, port: bound.port, kernelBacklog, version: VERSION, transport: transportName, notReady, ...(clients ? { clients } : {}) });
     scrape = new ClusterScrape(pool, registry);
     try {
       metricsServer = await serveMetrics(opts.metricsHost, opts.metricsPort, opts.metricsToken, () => scrape!.text(), log, notReady);
@@ -191,5 +200,15 @@ export async function startAcceptor(input: Partial<AcceptorOptions> = {}): Promi
       })();
       return closing;
     },
+  };
+}
+
+/** The clients gauges, read at scrape time (O(clients holding connections)). */
+function clientsNow(d: Handoff<unknown>, limit: number): () => { waiting: number; connected?: number; atLimit?: number } {
+  return () => {
+    if (!d.clients) return { waiting: d.queue.clientsWaiting };
+    let atLimit = 0;
+    for (const k of d.clients.keys()) if (d.clients.heldBy(k) + d.queue.waitingOf(k) >= limit) atLimit++;
+    return { waiting: d.queue.clientsWaiting, connected: d.clients.clients, atLimit };
   };
 }

@@ -5,8 +5,11 @@
 // on a timer from numbers the accept path keeps anyway: it costs the accept path nothing.
 import type { Counters } from '../metrics/counters.js';
 
-/** Refusals that mean "full": a balancer should try another instance. */
-const BUSY = ['queue_full', 'queue_timeout', 'no_worker'] as const;
+/**
+ * Refusals that mean "full": a balancer should try another instance. Not `client_limit`: one
+ * client's refusals say nothing of room for the others.
+ */
+const BUSY = ['queue_full', 'queue_timeout', 'no_worker', 'displaced'] as const;
 const SAMPLE_MS = 100;
 const BUSY_HOLD_MS = 1000;
 

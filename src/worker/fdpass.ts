@@ -11,8 +11,10 @@ export interface HandoffChannel {
   report(n: number): void;
   /** Waits up to `ms` until every report is sent: before the process exits. */
   flushSync(ms: number): void;
+  /** Closes told by client key (the primary counts per client): one key per connection. */
+  reportKeys(keys: number[]): void;
   /** Hands connection `fd` back to the primary: true, then the caller closes its copy and never reports it closed. */
-  give(fd: number): boolean;
+  give(fd: number, key: number): boolean;
 }
 
 /**
@@ -20,7 +22,7 @@ export interface HandoffChannel {
  * accepted it; `failed` gets hand-offs that arrived unusable (not wrappable, or dropped by the
  * kernel in transit because this process was out of descriptors): counted and their slots freed.
  */
-export function receiveHandoffs(serve: (socket: Socket, waitedMs: number) => void, failed: (n: number) => void, log: Logger): HandoffChannel {
+export function receiveHandoffs(serve: (socket: Socket, waitedMs: number, key: number) => void, failed: (n: number, keys: ArrayLike<number>) => void, log: Logger): HandoffChannel {
   const loaded = loadFdpass();
   // The primary loaded the addon before forking this worker, so this runs only if the build
   // vanished in between.
@@ -30,7 +32,7 @@ export function receiveHandoffs(serve: (socket: Socket, waitedMs: number) => voi
     process.exit(1);
   }
   const { addon } = loaded;
-  const rx = addon.receiver(CHANNEL_FD, (fds, at, missing) => {
+  const rx = addon.receiver(CHANNEL_FD, (fds, at, missing, keys, missingKeys) => {
     const now = clock();
     for (let i = 0; i < fds.length; i++) {
       let socket: Socket;
@@ -41,18 +43,19 @@ export function receiveHandoffs(serve: (socket: Socket, waitedMs: number) => voi
         addon.reset(fds[i]!);
         // Stryker disable next-line ObjectLiteral,StringLiteral: unreached by the tests (a hand-off is always a socket)
         log.error({ err }, 'hand-off could not be wrapped');
-        failed(1);
+        failed(1, [keys[i]!]);
         continue;
       }
-      serve(socket, now - at[i]!);
+      serve(socket, now - at[i]!, keys[i]!);
     }
     // Stryker disable next-line ConditionalExpression,EqualityOperator: equivalent, failed(0) counts and frees nothing
-    if (missing > 0) failed(missing);
+    if (missing > 0) failed(missing, missingKeys);
   });
   return {
     report: (n) => void addon.report(rx, n),
     // Stryker disable next-line ArrowFunction: a close report is written at once unless the channel is full, and it is never full at a drained worker's exit in the tests
     flushSync: (ms) => void addon.flushSync(rx, ms),
-    give: (fd) => addon.give(rx, fd) === 0,
+    reportKeys: (keys) => void addon.reportKeys(rx, Float64Array.from(keys)),
+    give: (fd, key) => addon.give(rx, fd, key) === 0,
   };
 }

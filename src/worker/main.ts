@@ -21,6 +21,7 @@ import { HEARTBEAT_MS, type FromWorker, type ToWorker, type WorkerConfig } from 
 import { receiveHandoffs, type HandoffChannel } from './fdpass.js';
 import { DescriptorBudget } from './descriptors.js';
 import { nofile } from '../nofile.js';
+import { closesByKey, workersKeepKeys } from '../options.js';
 import { loadCredentials, socketErrorReason, terminateTls, type Credentials } from './tls.js';
 import { createServer as createTlsServer, type Server as TlsServer } from 'node:tls';
 
@@ -152,19 +153,34 @@ function capacityChanged(): number | undefined {
   return cap;
 }
 
+// Where the primary counts per client (--max-connections-per-client), closes are told by client
+// key; with sticky sessions too, each connection's key is kept (a connection handed back at a
+// reload goes to its client's slot).
+const keepKeys = workersKeepKeys(opts);
+const byKey = closesByKey(opts);
+const keyOf = new Map<Socket, number>();
+let closedKeys: number[] = [];
+
 function flushClosed(): void {
   const n = closedUnreported;
   closedUnreported = 0;
-  if (n === 0) return;
-  if (fdpass) fdpass.report(n);
-  else send({ acceptor: 'd', n });
+  if (n > 0) {
+    if (fdpass) fdpass.report(n);
+    else send({ acceptor: 'd', n });
+  }
+  if (closedKeys.length === 0) return;
+  const k = closedKeys;
+  closedKeys = [];
+  if (fdpass) fdpass.reportKeys(k);
+  else send({ acceptor: 'd', n: k.length, k });
 }
 
-/** Frees connections' slots in the primary (handoff), batched per event-loop turn. */
-function reportClosed(n = 1): void {
+/** Frees connections' slots in the primary (handoff), batched per event-loop turn: `n` closed, of client `key`. */
+function reportClosed(n = 1, key = 0): void {
   // Stryker disable next-line ConditionalExpression,EqualityOperator: equivalent, a flush that finds nothing sends nothing
-  if (closedUnreported === 0) setImmediate(flushClosed);
-  closedUnreported += n;
+  if (closedUnreported === 0 && closedKeys.length === 0) setImmediate(flushClosed);
+  if (!byKey) closedUnreported += n;
+  else for (let i = 0; i < n; i++) closedKeys.push(key);
 }
 
 /** Handed back to the primary at a reload's drain: its slot went with it, never reported closed. */
@@ -173,7 +189,12 @@ const moved = new WeakSet<Socket>();
 function onClose(this: Socket): void {
   sockets.delete(this);
   // Stryker disable next-line ConditionalExpression: equivalent, without a dispatcher the primary ignores the report
-  if (handoff && !(draining && moved.has(this))) reportClosed();
+  let key = 0;
+  if (keepKeys) {
+    key = keyOf.get(this) ?? 0;
+    keyOf.delete(this);
+  }
+  if (handoff && !(draining && moved.has(this))) reportClosed(1, key);
   if (draining && sockets.size === 0) drained();
 }
 
@@ -181,9 +202,10 @@ function onClose(this: Socket): void {
 const httpServer = http?.server;
 const deliver: (socket: Socket) => void = tls ?? appServer?.take ?? (httpServer ? (s) => void httpServer.emit('connection', s) : serveTcp);
 
-function serve(socket: Socket): void {
+function serve(socket: Socket, key = 0): void {
   handled++;
   sockets.add(socket);
+  if (keepKeys) keyOf.set(socket, key);
   socket.on('close', onClose);
   deliver(socket);
 }
@@ -217,18 +239,19 @@ if (!handoff) {
 }
 
 if (handoff && config.transport === 'fdpass') {
-  const failed = (n: number): void => {
+  const failed = (n: number, keys: ArrayLike<number>): void => {
     counters.errors.handoff_failed += n;
-    reportClosed(n);
+    if (!byKey) reportClosed(n);
+    else for (let i = 0; i < n; i++) reportClosed(1, keys[i] ?? 0);
   };
-  fdpass = receiveHandoffs((socket, waitedMs) => (metrics?.dispatch.observe(waitedMs / 1000), serve(socket)), failed, log);
+  fdpass = receiveHandoffs((socket, waitedMs, key) => (metrics?.dispatch.observe(waitedMs / 1000), serve(socket, key)), failed, log);
 }
 
 process.on('message', (msg: ToWorker, handle?: Conn) => {
   if (msg.acceptor === 'c') {
     metrics?.dispatch.observe((clock() - msg.a) / 1000);
     // The primary sends the kernel's handle as it accepted it; a Socket where it could not.
-    if (handle) serve(asSocket(handle));
+    if (handle) serve(asSocket(handle), msg.k ?? 0);
     else {
       // Closed in transit (Node delivers no handle): its slot must still be freed. Only a
       // net.Socket can arrive so (Node drops one the primary closed while it was queued), which
@@ -236,7 +259,7 @@ process.on('message', (msg: ToWorker, handle?: Conn) => {
       // Stryker disable next-line all: no test reaches this block (a raw handle always arrives)
       counters.errors.handoff_failed++;
       // Stryker disable next-line all: no test reaches this block (a raw handle always arrives)
-      reportClosed();
+      reportClosed(1, msg.k ?? 0);
     }
   } else if (msg.acceptor === 'm') {
     void metrics?.register.getMetricsAsJSON().then((m) => send({ acceptor: 'm', id: msg.id, metrics: m, c: counts()! }));
@@ -262,7 +285,7 @@ function startMigration(): Migration | undefined {
   return migrateIdle(server, sockets, (s) => {
     const fd = (s as unknown as { _handle?: { fd?: number } })._handle?.fd;
     // Stryker disable next-line ConditionalExpression,EqualityOperator: a connection node:http keeps always has its descriptor
-    if (fd === undefined || fd < 0 || !channel.give(fd)) return false;
+    if (fd === undefined || fd < 0 || !channel.give(fd, keyOf.get(s) ?? 0)) return false;
     // The primary's message holds the connection now: closing this copy leaves it open.
     moved.add(s);
     s.destroy();
@@ -330,10 +353,8 @@ function exitDrained(): void {
     flushClosed();
     fdpass.flushSync(1000);
   }
-  const n = closedUnreported;
-  closedUnreported = 0;
-  // The IPC channel is ordered: the exit waits for its last message. (A report of 0 frees nothing.)
-  if (n > 0) send({ acceptor: 'd', n });
+  // The IPC channel is ordered: the exit waits for its last message.
+  flushClosed();
   if (!process.connected) process.exit(0);
   send({ acceptor: 'hb', c: counts() }, () => process.exit(0));
   setTimeout(() => process.exit(0), 1000);

@@ -28,7 +28,7 @@ export interface WorkerConfig {
 
 export type ToWorker =
   /** A connection (the socket travels as the message's handle); `a` = accept time, ms. */
-  | { acceptor: 'c'; a: number }
+  | { acceptor: 'c'; a: number; k?: number }
   /**
    * Finish in-flight work, close idle connections, exit. `move` (a reload, fdpass): hand idle
    * connections back instead of closing them. A second drain without it (a shutdown during the
@@ -45,7 +45,7 @@ export type FromWorker =
   | { acceptor: 'fail'; error: string }
   /** Heartbeat, for the watchdog; with metrics on, the worker's counters (metrics/totals.ts). */
   | { acceptor: 'hb'; c?: number[]; cap?: number }
-  /** `n` handed-off connections have closed (batched per event-loop turn). */
-  | { acceptor: 'd'; n: number }
+  /** `n` handed-off connections have closed (batched per event-loop turn); `k`: their client keys, where the primary counts per client. */
+  | { acceptor: 'd'; n: number; k?: number[] }
   /** Metrics answer: prom-client's registry JSON, and the worker's counters. */
   | { acceptor: 'm'; id: number; metrics: unknown; c: number[] };

@@ -15,6 +15,7 @@ import { listenQueueDepth } from '../../src/metrics/kernel.js';
 import { storm } from '../../bench/load/storm.js';
 import { FdpassTransport } from '../../src/dispatch/fdpass.js';
 import type { WorkerRecord } from '../../src/primary/pool.js';
+import type { Detached } from '../../src/dispatch/transport.js';
 import { addon, child, files } from '../helpers/fdpass.js';
 
 const isOpen = (fd: number): boolean => {
@@ -59,21 +60,24 @@ function fullMidBatch(t: Test): { transport: FdpassTransport; rec: WorkerRecord;
   const { fds, inodes } = files(t.testdir(), fit - 1 + 600 + 1000);
   let i = 0;
   for (; i < fit - 1; i++) {
-    transport.assign(rec, fds[i]!, i);
+    transport.assign(rec, fds[i]!, i, 0);
     transport.flush();
   }
   t.notOk(fds.subarray(0, i).some(isOpen), `${i} one-descriptor messages sent, each closed here`);
   const batch = fds.subarray(i, i + 600);
-  for (; i < fit - 1 + 600; i++) transport.assign(rec, fds[i]!, i);
+  for (; i < fit - 1 + 600; i++) transport.assign(rec, fds[i]!, i, 0);
   transport.flush();
   const took = batch.filter((fd) => !isOpen(fd)).length;
   t.ok(took > 0 && took < 600, `the channel took part of the batch (${took} of 600), the rest wait`);
   t.ok(batch.subarray(took).every(isOpen), 'the part not taken is the end of the batch, still open here');
-  for (; i < fds.length; i++) transport.assign(rec, fds[i]!, i);
+  for (; i < fds.length; i++) transport.assign(rec, fds[i]!, i, 0);
   transport.flush();
   t.ok(fds.subarray(fds.length - 1000).every(isOpen), 'assigned while the channel is full: they wait behind the rest');
   return { transport, rec, workerFd: link.fd, inodes, base };
 }
+
+/** detach()'s answer with its key arrays as plain arrays. */
+const settled = (d: Detached<number>): object => ({ ...d, closedKeys: Array.from(d.closedKeys ?? []), movedKeys: Array.from(d.movedKeys ?? []) });
 
 t.test('fdpass outbox: a batch the channel takes part of is sent on, whole and in order, once the worker reads', async (t) => {
   const { transport, rec, workerFd, inodes, base } = fullMidBatch(t);
@@ -92,7 +96,7 @@ t.test('fdpass outbox: a batch the channel takes part of is sent on, whole and i
   }, 10_000);
   t.same(at, inodes.map((_, i) => i), `all ${inodes.length} arrived once, in the order assigned`);
   t.same(got, inodes, 'each the file it was');
-  t.same(transport.detach(rec), { back: [], closed: 0, moved: [], movedLost: 0 }, 'nothing left to reclaim');
+  t.same(settled(transport.detach(rec)), { back: [], closed: 0, moved: [], movedLost: 0, closedKeys: [], movedKeys: [] }, 'nothing left to reclaim');
   c.proc.kill('SIGKILL');
   await c.gone;
   t.equal(openFds(process.pid), base, 'no descriptor left open here');
@@ -106,7 +110,7 @@ t.test('fdpass outbox: a worker gone before reading gets back what it never read
   t.same(back.map((b) => fstatSync(b.item).ino), inodes, 'each the file it was');
   for (const b of back) closeSync(b.item);
   t.equal(openFds(process.pid), base, 'no descriptor left open here');
-  t.same(transport.detach(rec), { back: [], closed: 0, moved: [], movedLost: 0 }, 'a second detach finds nothing, and does not touch the closed channel');
+  t.same(settled(transport.detach(rec)), { back: [], closed: 0, moved: [], movedLost: 0, closedKeys: [], movedKeys: [] }, 'a second detach finds nothing, and does not touch the closed channel');
 });
 
 for (const transport of TRANSPORTS) {

@@ -26,6 +26,7 @@ function setup(): { dispatch: Handoff<string>; assigned: [number, string][]; ref
     refuse: (c) => void refused.push(c),
     prepareFork: () => undefined,
     movable: () => true,
+    peer: () => undefined,
     detach: () => ({ back: back.splice(0), closed: 0, moved: moved.splice(0), movedLost: 0 }),
     stop: () => {},
   };

@@ -124,13 +124,13 @@ t.test('a queue that passes the threshold while nobody asks still starts sheddin
   t.equal(r.reason(), 'shedding load', 'back under the threshold but above half when asked: still shedding');
 });
 
-t.test('which refusals mean shedding: queue_full, queue_timeout, no_worker; not worker_full or shutting_down', async (t) => {
+t.test('which refusals mean shedding: queue_full, queue_timeout, no_worker, displaced; not worker_full, shutting_down or client_limit (one client\'s refusals)', async (t) => {
   for (const reason of REJECT_REASONS) {
     const counters = new Counters();
     const r = new Readiness({ readyWorkers: () => 1, queueDepth: () => 0, counters, threshold: 10 });
     t.teardown(() => r.stop());
     t.equal(r.reason(), undefined, `${reason}: ready before`);
     counters.rejected[reason]++;
-    t.equal(r.reason(), ['queue_full', 'queue_timeout', 'no_worker'].includes(reason) ? 'shedding load' : undefined, reason);
+    t.equal(r.reason(), ['queue_full', 'queue_timeout', 'no_worker', 'displaced'].includes(reason) ? 'shedding load' : undefined, reason);
   }
 });
