@@ -69,12 +69,7 @@ export class FdpassTransport implements Transport<number> {
     if (handle?.fd === undefined || handle.fd < 0) throw new Error('fdpass: the listening socket has no descriptor');
     this.listener = this.addon.listen(handle.fd, (fds, failed, _errno, keys) => {
       // Slots freed since the last batch, before admitting this one.
-      for (const l of this.links) {
-        const n = this.addon.reports(l.ch);
-        // Stryker disable next-line ConditionalExpression,EqualityOperator: equivalent, it only skips a call that adds 0
-        if (n > 0) sink.closed(l.rec!, n, this.closedKeys(l));
-        if (l.moving) this.takeMoved(l);
-      }
+      this.readReports();
       // Stryker disable next-line ConditionalExpression,EqualityOperator: equivalent, it only skips a call that adds 0
       if (failed > 0) sink.acceptFailed(failed);
       const at = clock();
@@ -84,6 +79,20 @@ export class FdpassTransport implements Transport<number> {
     }, this.budget.acceptBatch, this.keys?.v4, this.keys?.v6);
     // The addon accepts on its own copy from now on; libuv must stop accepting on this one.
     server.close();
+  }
+
+  private readReports(): void {
+    for (const l of this.links) {
+      const n = this.addon.reports(l.ch);
+      // Stryker disable next-line ConditionalExpression,EqualityOperator: equivalent, it only skips a call that adds 0
+      if (n > 0) this.sink.closed(l.rec!, n, this.closedKeys(l));
+      if (l.moving) this.takeMoved(l);
+    }
+  }
+
+  settle(): void {
+    this.readReports();
+    this.sink.batchDone();
   }
 
   assign(w: WorkerRecord, fd: number, at: number, key: number): void {

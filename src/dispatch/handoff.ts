@@ -90,6 +90,11 @@ export class Handoff<C> implements Sink<C> {
     this.sendAssigned();
   }
 
+  /** Every close told so far is counted (a scrape of per-client counts reads them first). */
+  settle(): void {
+    this.transport.settle?.();
+  }
+
   /** Sends what was assigned; whether freed slots must now be heard at once follows the queue. */
   private sendAssigned(): void {
     this.transport.flush();

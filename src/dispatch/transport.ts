@@ -43,6 +43,8 @@ export interface Transport<C = unknown> {
   /** The peer address of a connection the primary holds, for a log line. */
   peer(conn: C): string | undefined;
   flush(): void;
+  /** Reads the close reports not yet read (fdpass reads them lazily, at the next accept batch): before a scrape of per-client counts. */
+  settle?(): void;
   /** Whether connections wait in the queue for a slot (then a freed slot must be heard at once). */
   slotsWanted(waiting: boolean): void;
   /** Tells `conn` busy (HTTP 503, the tcp busy line, or a reset) and closes it. */

@@ -206,6 +206,7 @@ export async function startAcceptor(input: Partial<AcceptorOptions> = {}): Promi
 /** The clients gauges, read at scrape time (O(clients holding connections)). */
 function clientsNow(d: Handoff<unknown>, limit: number): () => { waiting: number; connected?: number; atLimit?: number } {
   return () => {
+    d.settle();
     if (!d.clients) return { waiting: d.queue.clientsWaiting };
     let atLimit = 0;
     for (const k of d.clients.keys()) if (d.clients.heldBy(k) + d.queue.waitingOf(k) >= limit) atLimit++;
