@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import type { Accounting } from './accounting.js';
 import type { ErrorKind } from './load/storm.js';
 
-export type Scenario = 'keepalive' | 'storm' | 'tcp-storm' | 'saturation' | 'https-keepalive' | 'https-storm' | 'reload';
+export type Scenario = 'keepalive' | 'storm' | 'tcp-storm' | 'saturation' | 'https-keepalive' | 'https-storm' | 'reload' | 'fairness';
 export const SCENARIO_TITLE: Record<Scenario, string> = {
   keepalive: 'Keep-alive throughput (autocannon)',
   storm: 'Connection storm, HTTP, one request per connection (node:net; latency = connect to answer)',
@@ -13,6 +13,7 @@ export const SCENARIO_TITLE: Record<Scenario, string> = {
   'https-keepalive': 'HTTPS keep-alive throughput, HTTP/1.1 over TLS (autocannon)',
   'https-storm': 'HTTPS connection storm: a full TLS handshake and one request per connection (node:tls)',
   reload: 'Reload under keep-alive load: SIGHUP every 2 s (acceptor: rolling reload; cluster rr: workers replaced one by one; nginx -s reload)',
+  fairness: 'Fairness: a hog (127.0.0.2: idle connections held, reconnect loops) and a good client (127.0.0.3: 10 requests a second), 2 workers × 50 slots, backlog 100',
 };
 
 export interface RunResult {
@@ -43,6 +44,8 @@ export interface RunResult {
   rounds?: number[];
   /** The reload scenario: what the keep-alive clients saw across the reloads. */
   reload?: { reloads: number; failed: number; reconnects: number; toldClose: number; p99After: number; migrated: number | undefined };
+  /** The fairness scenario: what each client got. */
+  fairness?: { goodAttempts: number; goodOk: number; goodP99: number; goodOutcomes: Record<string, number>; hogAttempts: number; hogOk: number; hogIdleHeld: number };
 }
 
 export interface Ratio {
@@ -109,8 +112,17 @@ function reloadRow(r: RunResult): string[] {
   return [r.target, `${f0(r.rate)} ${r.unit}`, f0(x.reloads), f0(x.failed), f0(x.reconnects), f0(x.toldClose), f2(r.p99), f2(x.p99After), f0(x.migrated)];
 }
 
-const headFor = (s: Scenario): string[] => (s === 'reload' ? RELOAD_HEAD : HEAD);
-const rowFor = (r: RunResult): string[] => (r.scenario === 'reload' ? reloadRow(r) : row(r));
+const FAIR_HEAD = ['target', 'good client served', 'good p99 ms', 'good outcomes', 'hog tries', 'hog served', 'hog idle held', 'rejected (server)'];
+
+function fairRow(r: RunResult): string[] {
+  if (r.skipped || !r.fairness) return [r.target, `skipped: ${r.skipped ?? 'no result'}`, ...Array(FAIR_HEAD.length - 2).fill('')];
+  const x = r.fairness;
+  const share = x.goodAttempts ? `${((100 * x.goodOk) / x.goodAttempts).toFixed(1)}% (${x.goodOk}/${x.goodAttempts})` : '–';
+  return [r.target, share, f2(x.goodP99), rej(x.goodOutcomes), f0(x.hogAttempts), f0(x.hogOk), f0(x.hogIdleHeld), rej(r.server?.rejected)];
+}
+
+const headFor = (s: Scenario): string[] => (s === 'reload' ? RELOAD_HEAD : s === 'fairness' ? FAIR_HEAD : HEAD);
+const rowFor = (r: RunResult): string[] => (r.scenario === 'reload' ? reloadRow(r) : r.scenario === 'fairness' ? fairRow(r) : row(r));
 
 export function table(report: Report): string {
   const out: string[] = [];

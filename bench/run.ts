@@ -6,9 +6,10 @@ import { ROOT } from './root.js';
 import { cannon } from './load/cannon.js';
 import { storm, percentile, newTally, type Tally } from './load/storm.js';
 import { keepAlive } from './load/keepalive.js';
+import { fairness } from './load/fairness.js';
 import { sampler } from './sample.js';
 import { reconcile, serverDelta } from './accounting.js';
-import { benchCert, findNginx, startTarget, type Setup, type TargetSpec } from './targets.js';
+import { benchCert, findHaproxy, findNginx, startTarget, type Setup, type TargetSpec } from './targets.js';
 import { existsSync, rmSync } from 'node:fs';
 import { ratios, table, writeReport, type Report, type RunResult, type Scenario } from './report.js';
 import { supportsReusePort } from '../src/options.js';
@@ -31,7 +32,12 @@ export interface BenchOptions {
   app: string | undefined;
 }
 
-const ALL_SCENARIOS: Scenario[] = ['keepalive', 'storm', 'tcp-storm', 'saturation', 'https-keepalive', 'https-storm', 'reload'];
+const ALL_SCENARIOS: Scenario[] = ['keepalive', 'storm', 'tcp-storm', 'saturation', 'https-keepalive', 'https-storm', 'reload', 'fairness'];
+/** The fairness scenario's targets; the per-client limit is the same 20 everywhere. */
+const FAIRNESS_TARGETS = new Set(['handoff', 'handoff-fifo', 'handoff-limit', 'cluster-rr', 'nginx-limit', 'haproxy']);
+const PER_CLIENT = 20;
+/** Targets only some scenarios run: what the client-aware admission costs or buys. */
+const ONLY: Record<string, Scenario[]> = { 'handoff-fifo': ['storm', 'tcp-storm', 'fairness'], 'handoff-limit': ['fairness'], 'nginx-limit': ['fairness'], haproxy: ['fairness'] };
 /** Targets that reload on SIGHUP without a restart: the acceptor's handoff (each transport), cluster rr, nginx. */
 const RELOAD_TARGETS = new Set(['handoff', 'handoff-ipc', 'cluster-rr', 'nginx']);
 const RELOAD_EVERY_MS = 2000;
@@ -118,14 +124,19 @@ function targetsFor(o: BenchOptions, scenario: Scenario): (TargetSpec & { id: st
     { id: 'reuseport', name: 'reuseport', kind: 'acceptor', strategy: 'reuseport' },
     { id: 'handoff-no-metrics', name: 'handoff (metrics off)', kind: 'acceptor', strategy: 'handoff', metrics: false },
     { id: 'handoff-ipc', name: 'handoff (ipc)', kind: 'acceptor', strategy: 'handoff', transport: 'ipc' },
+    { id: 'handoff-fifo', name: 'handoff (--queue fifo)', kind: 'acceptor', strategy: 'handoff', args: ['--queue', 'fifo'] },
+    { id: 'handoff-limit', name: `handoff (${PER_CLIENT} per client)`, kind: 'acceptor', strategy: 'handoff', limitPerClient: PER_CLIENT },
+    { id: 'nginx-limit', name: `nginx (limit_conn ${PER_CLIENT})`, kind: 'nginx', limitPerClient: PER_CLIENT },
+    { id: 'haproxy', name: `haproxy (src_conn_cur ${PER_CLIENT}) + cluster rr`, kind: 'haproxy', limitPerClient: PER_CLIENT },
     { id: 'node-http', name: 'node:http', kind: 'single' },
     { id: 'cluster-rr', name: 'cluster rr', kind: 'cluster-rr' },
     { id: 'nginx', name: 'nginx', kind: 'nginx' },
   ];
-  return all.filter((t) => (o.targets ? o.targets.includes(t.id) : true) && !(t.id === 'handoff-no-metrics' && scenario === 'saturation') && (!HTTPS.includes(scenario) || HTTPS_TARGETS.has(t.id)) && (scenario !== 'reload' || RELOAD_TARGETS.has(t.id)));
+  return all.filter((t) => (o.targets ? o.targets.includes(t.id) : true) && !(t.id === 'handoff-no-metrics' && scenario === 'saturation') && (!HTTPS.includes(scenario) || HTTPS_TARGETS.has(t.id)) && (scenario !== 'reload' || RELOAD_TARGETS.has(t.id)) && (scenario !== 'fairness' || FAIRNESS_TARGETS.has(t.id)) && (!ONLY[t.id] || ONLY[t.id]!.includes(scenario)));
 }
 
 function setupFor(o: BenchOptions, scenario: Scenario, tls: Setup['tls']): Setup {
+  if (scenario === 'fairness') return { workers: o.workers, backlog: 100, maxConnections: 50, handler: 'hello', cpuMs: 0 };
   return scenario === 'saturation'
     ? { workers: o.workers, backlog: 64, maxConnections: 8, handler: 'cpu', cpuMs: 2 }
     : { workers: o.workers, backlog: 511, maxConnections: 1024, handler: 'hello', cpuMs: 0, ...(HTTPS.includes(scenario) ? { tls } : {}) };
@@ -147,6 +158,7 @@ async function runOne(o: BenchOptions, scenario: Scenario, t: TargetSpec, nginxP
   if (t.kind === 'nginx' && o.app) return { ...base, skipped: 'nginx serves a static answer, not the app' };
   if (t.kind === 'nginx' && !nginxPath) return { ...base, skipped: (findNginx(o.nginx) as { missing: string }).missing };
   if (t.kind === 'nginx' && scenario === 'saturation') return { ...base, skipped: 'nginx cannot run the CPU handler; its static answer is not comparable' };
+  if (t.kind === 'haproxy' && 'missing' in findHaproxy()) return { ...base, skipped: (findHaproxy() as { missing: string }).missing };
 
   const setup = { ...setupFor(o, scenario, tls), ...(o.app ? { app: o.app } : {}) };
   const target = await startTarget(t, setup, nginxPath);
@@ -157,6 +169,18 @@ async function runOne(o: BenchOptions, scenario: Scenario, t: TargetSpec, nginxP
     let client: Tally | undefined;
     let tolerance = 0;
     let busyComparable = true;
+    if (scenario === 'fairness') {
+      const f = await fairness({ port: target.port, durationMs: ms, idle: 300, loops: 8, everyMs: 100, timeoutMs: 5000 });
+      r.fairness = { goodAttempts: f.good.attempts, goodOk: f.good.ok, goodP99: f.good.p99, goodOutcomes: f.good.outcomes, hogAttempts: f.hog.attempts, hogOk: f.hog.ok, hogIdleHeld: f.hog.idleHeld };
+      Object.assign(r, { rate: f.good.attempts ? f.good.ok / f.good.attempts : 0, p99: f.good.p99, attempts: f.good.attempts + f.hog.attempts, ok: f.good.ok + f.hog.ok });
+      await new Promise((res) => setTimeout(res, 300));
+      const samples = await stop();
+      if (samples.before && samples.after) {
+        const d = serverDelta(samples.before, samples.after);
+        r.server = { acceptRate: (d.accepted / ms) * 1000, accepted: d.accepted, rejected: d.byReason, overflows: undefined, peakQueue: samples.peakQueue, peakListenQueue: samples.peakListenQueue };
+      }
+      return r;
+    }
     if (scenario === 'reload') {
       // SIGHUP to the acceptor's primary, cluster rr's primary, nginx's master: each one's reload.
       let reloads = 0;

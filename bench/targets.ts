@@ -13,11 +13,15 @@ export const handlerPath = (name: 'hello' | 'cpu'): string => join(ROOT, `bench/
 export interface TargetSpec {
   /** Shown in tables: `handoff`, `round-robin`, `handoff (metrics off)`, `node:http`, `cluster rr`, `nginx`. */
   name: string;
-  kind: 'acceptor' | 'single' | 'cluster-rr' | 'nginx';
+  kind: 'acceptor' | 'single' | 'cluster-rr' | 'nginx' | 'haproxy';
   strategy?: string;
   metrics?: boolean;
   /** handoff's transport, where not the default (auto). */
   transport?: 'ipc' | 'fdpass';
+  /** More acceptor options (`--queue fifo`). */
+  args?: string[];
+  /** A per-client connection limit: the acceptor's, nginx's limit_conn, HAProxy's src_conn_cur. */
+  limitPerClient?: number;
 }
 
 export interface Setup {
@@ -89,6 +93,8 @@ async function startAcceptor(t: TargetSpec, s: Setup): Promise<Running> {
   const args = [CLI, '--host', '127.0.0.1', '--port', '0', '--metrics-port', '0', '--workers', String(s.workers), '--strategy', t.strategy!, '--backlog', String(s.backlog), '--max-connections', String(s.maxConnections), '--handler', s.app ?? handlerPath(s.handler), '--drain-timeout', '2s'];
   if (t.metrics === false) args.push('--no-metrics');
   if (t.transport) args.push('--transport', t.transport);
+  if (t.args) args.push(...t.args);
+  if (t.limitPerClient) args.push('--max-connections-per-client', String(t.limitPerClient));
   if (s.tls) args.push('--tls-cert', s.tls.cert, '--tls-key', s.tls.key);
   const proc = spawn(process.execPath, args, { env: { ...process.env, CPU_MS: String(s.cpuMs) }, stdio: ['ignore', 'pipe', 'inherit'] });
   const lines: Record<string, unknown>[] = [];
@@ -156,7 +162,7 @@ export async function freePort(): Promise<number> {
   return port;
 }
 
-async function startNginx(bin: string, s: Setup): Promise<Running> {
+async function startNginx(bin: string, s: Setup, limitPerClient?: number): Promise<Running> {
   const dir = mkdtempSync(join(tmpdir(), 'acceptor-bench-nginx-'));
   const port = await freePort();
   // The same answer as the hello handler; worker_processes = the acceptor's workers.
@@ -167,8 +173,10 @@ events { worker_connections 8192; }
 http {
   access_log off; client_body_temp_path ${dir}; proxy_temp_path ${dir}; fastcgi_temp_path ${dir}; uwsgi_temp_path ${dir}; scgi_temp_path ${dir};
   keepalive_requests 1000000;
+  ${limitPerClient ? 'limit_conn_zone $binary_remote_addr zone=addr:10m; limit_conn_status 503;' : ''}
   server {
     listen 127.0.0.1:${port}${s.tls ? ' ssl' : ''} backlog=${s.backlog};
+    ${limitPerClient ? `limit_conn addr ${limitPerClient};` : ''}
     ${s.tls ? `ssl_certificate ${s.tls.cert}; ssl_certificate_key ${s.tls.key}; ssl_session_cache off; ssl_session_tickets off;` : ''}
     location / { default_type text/plain; return 200 "ok\\n"; }
   }
@@ -189,9 +197,65 @@ http {
   };
 }
 
+/** The HAProxy binary, or why there is none. */
+export function findHaproxy(): { path: string } | { missing: string } {
+  for (const c of ['haproxy', '/usr/sbin/haproxy']) if (spawnSync(c, ['-v'], { encoding: 'utf8' }).status === 0) return { path: c };
+  return { missing: 'haproxy is not installed (apt-get install haproxy)' };
+}
+
+/**
+ * HAProxy in front of cluster rr, limiting connections per source address as its documentation
+ * does: a stick table tracking each source's current connections, and connections over the limit
+ * rejected at accept (`tcp-request connection reject`: closed, no answer).
+ */
+async function startHaproxy(bin: string, s: Setup, limit: number): Promise<Running> {
+  const backend = await startBaseline('cluster-rr.mjs', s);
+  const dir = mkdtempSync(join(tmpdir(), 'acceptor-bench-haproxy-'));
+  const port = await freePort();
+  writeFileSync(
+    join(dir, 'haproxy.cfg'),
+    `global
+  maxconn 4000
+defaults
+  mode http
+  timeout connect 5s
+  timeout client 30s
+  timeout server 30s
+frontend fe
+  bind 127.0.0.1:${port}
+  stick-table type ip size 100k expire 30s store conn_cur
+  tcp-request connection track-sc0 src
+  tcp-request connection reject if { sc0_conn_cur gt ${limit} }
+  default_backend be
+backend be
+  server s1 127.0.0.1:${backend.port}
+`,
+  );
+  const proc = spawn(bin, ['-f', join(dir, 'haproxy.cfg'), '-db'], { stdio: ['ignore', 'ignore', 'inherit'] });
+  const stop = stopper(proc);
+  try {
+    await untilConnects(port, proc, () => 'haproxy did not start');
+  } catch (err) {
+    await stop();
+    await backend.stop();
+    throw err;
+  }
+  return {
+    port,
+    metricsPort: undefined,
+    pid: proc.pid!,
+    stop: async () => {
+      await stop();
+      await backend.stop();
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
+
 export function startTarget(t: TargetSpec, s: Setup, nginx?: string): Promise<Running> {
   if (t.kind === 'acceptor') return startAcceptor(t, s);
   if (t.kind === 'single') return s.app ? startApp(s.app) : startBaseline('single.mjs', s);
   if (t.kind === 'cluster-rr') return startBaseline('cluster-rr.mjs', s);
-  return startNginx(nginx!, s);
+  if (t.kind === 'haproxy') return startHaproxy((findHaproxy() as { path: string }).path, s, t.limitPerClient ?? 20);
+  return startNginx(nginx!, s, t.limitPerClient);
 }

@@ -94,3 +94,13 @@ t.test('reload: the keep-alive clients through a SIGHUP; the acceptor over fdpas
   t.equal(ipc!.reload?.reconnects, 4, 'and reconnected');
   t.ok(fd!.ok > 0 && fd!.p99 > 0);
 });
+
+t.test('fairness: a hog and a good client; with a per-client limit the good client is served, in arrival order it is not', async (t) => {
+  const { report } = await bench(opts(t, ['--scenarios', 'fairness', '--targets', 'handoff-fifo,handoff-limit,node-http', '--duration', '2']));
+  t.same(report.runs.map((r) => r.target), ['handoff (--queue fifo)', 'handoff (20 per client)'], 'the fairness targets only');
+  const [fifo, limit] = report.runs;
+  t.ok(fifo!.fairness!.goodAttempts >= 15, `the good client tried (${fifo!.fairness!.goodAttempts})`);
+  t.same([fifo!.fairness!.goodOk, fifo!.fairness!.goodOutcomes], [0, { 503: fifo!.fairness!.goodAttempts }], 'fifo: every try told busy (the hog holds the slots and the queue)');
+  t.equal(limit!.fairness!.goodOk, limit!.fairness!.goodAttempts, 'a per-client limit of 20: every try served');
+  t.equal(limit!.server?.rejected.client_limit, limit!.fairness!.hogAttempts + 280, "every hog try told client_limit, and its idle connections past 20");
+});
