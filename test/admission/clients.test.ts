@@ -87,8 +87,10 @@ t.test('what a client holds is released when its connections close, and when the
   three[0]!.destroy();
   await untilValue(acc.metricsPort, 'acceptor_clients_at_limit', 0);
   t.equal((await from(acc, '127.0.0.4').response).status, 200, 'one closed: one more served');
-  const two = [open(), open()];
-  t.teardown(() => [...three, ...two].forEach((s) => s.destroy()));
+  // Its close told (the two idle ones left), a third idle one brings the client to its limit again.
+  await untilValue(acc.metricsPort, 'acceptor_worker_connections{worker="1"}', 2);
+  const third = open();
+  t.teardown(() => [...three, third].forEach((s) => s.destroy()));
   await untilValue(acc.metricsPort, 'acceptor_clients_at_limit', 1);
   const [pid] = workerPids(acc);
   process.kill(pid!, 'SIGKILL');

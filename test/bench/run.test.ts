@@ -84,6 +84,10 @@ t.test('--app: the same app on the acceptor, under plain node:cluster and as `no
 });
 
 t.test('reload: the keep-alive clients through a SIGHUP; the acceptor over fdpass moves every connection, over ipc tells each to close', async (t) => {
+  // `handoff` is the default transport (fdpass here), whatever CI's ipc pass sets for other tests.
+  const was = process.env.ACCEPTOR_TRANSPORT;
+  delete process.env.ACCEPTOR_TRANSPORT;
+  t.teardown(() => void (was === undefined ? delete process.env.ACCEPTOR_TRANSPORT : (process.env.ACCEPTOR_TRANSPORT = was)));
   const { report } = await bench(opts(t, ['--scenarios', 'reload', '--targets', 'handoff,handoff-ipc,node-http', '--duration', '3', '--connections', '4']));
   t.same(report.runs.map((r) => r.target), ['handoff', 'handoff (ipc)'], 'only targets that reload (node:http has no reload)');
   const [fd, ipc] = report.runs;

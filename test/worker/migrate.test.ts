@@ -21,7 +21,7 @@ const drains = (acc: Running, from: number): { open: number; handingBack: unknow
 
 for (const app of [undefined, 'apps/express.mjs', 'apps/fastify.mjs']) {
   t.test(`fdpass, 50 keep-alive clients back to back through 3 SIGHUPs (${app ?? 'a request listener'}): none fails, none reconnects, every open connection moves`, async (t) => {
-    const acc = await start(['--workers', '2', '--max-connections', '100', ...(app ? [fixture(app)] : [])]);
+    const acc = await start(['--transport', 'fdpass', '--workers', '2', '--max-connections', '100', ...(app ? [fixture(app)] : [])]);
     t.teardown(() => acc.stop('SIGKILL'));
     let stop = false;
     const clients = keepAliveClients(acc.port, 50, () => stop);
@@ -71,7 +71,7 @@ function exchange(s: Socket, path: string): Promise<ReturnType<typeof parseRespo
 }
 
 t.test('a request in flight at the reload completes on its worker, without Connection: close; the next goes to the new worker on the same connection', async (t) => {
-  const acc = await start(['--workers', '1', '--handler', fixture('pid.mjs')]);
+  const acc = await start(['--transport', 'fdpass', '--workers', '1', '--handler', fixture('pid.mjs')]);
   t.teardown(() => acc.stop('SIGKILL'));
   const [oldPid] = workerPids(acc);
   const s = connect(acc.port, '127.0.0.1');
@@ -96,7 +96,7 @@ t.test('a request in flight at the reload completes on its worker, without Conne
 const read1 = async (acc: Running, series: string): Promise<number | undefined> => value(await scrape(acc.metricsPort), series);
 
 t.test('the draining worker killed -9 right after handing its connections back: none is lost, none counted twice', async (t) => {
-  const acc = await start(['--workers', '1', '--max-connections', '10', '--handler', fixture('pid.mjs')]);
+  const acc = await start(['--transport', 'fdpass', '--workers', '1', '--max-connections', '10', '--handler', fixture('pid.mjs')]);
   t.teardown(() => acc.stop('SIGKILL'));
   const [oldPid] = workerPids(acc);
   const conns = Array.from({ length: 10 }, () => connect(acc.port, '127.0.0.1'));
@@ -138,7 +138,7 @@ t.test('TLS cannot move: the drain answers each connection\'s next request with 
 });
 
 t.test('SIGTERM during a reload\'s drain: the worker stops handing back (no worker follows); the response in flight says Connection: close, none is told busy', async (t) => {
-  const acc = await start(['--workers', '1', '--handler', fixture('pid.mjs')]);
+  const acc = await start(['--transport', 'fdpass', '--workers', '1', '--handler', fixture('pid.mjs')]);
   t.teardown(() => acc.stop('SIGKILL'));
   const [oldPid] = workerPids(acc);
   const s = connect(acc.port, '127.0.0.1');
