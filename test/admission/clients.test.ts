@@ -10,7 +10,7 @@ import { fixture, sleep, start, until, workerPids, type Running } from '../helpe
 import { requestOn, type Pending } from '../helpers/http.js';
 import { scrape, untilValue, value } from '../helpers/metrics.js';
 import { clientKey } from '../../src/admission/client.js';
-import { stickySlot } from '../../src/admission/clients.js';
+import { ClientSlots, stickySlot } from '../../src/admission/clients.js';
 
 /** One request (`Connection: close`) from a given loopback address. */
 const from = (acc: Running, local: string, path = '/'): Pending => requestOn(connect({ port: acc.port, host: '127.0.0.1', localAddress: local }), 'connect', path, '127.0.0.1');
@@ -165,4 +165,42 @@ t.test("socket.io's default transports (long polling, then upgrade) with 2 worke
   t.same(acks.map((a) => a.replace(/ from \d+$/, '')), clients.map((_, i) => `echo m${i}`));
   await until(() => errors.length > 0 || clients.every((s) => s.io.engine.transport.name === 'websocket'));
   t.same(errors, [], 'every session upgraded, none closed');
+});
+
+t.test('ClientSlots: what each client holds, per worker too; 100,000 distinct clients come and go and leave no entry', async (t) => {
+  const slots = new ClientSlots();
+  const w1: { keys?: Map<number, number> } = {};
+  const w2: { keys?: Map<number, number> } = {};
+  slots.hold(w1, 7);
+  slots.hold(w1, 7);
+  slots.hold(w2, 7);
+  slots.hold(w2, 8);
+  t.same([slots.heldBy(7), slots.heldBy(8), slots.clients], [3, 1, 2]);
+  slots.release(w1, 7);
+  t.equal(slots.heldBy(7), 2);
+  slots.release(w1, 8);
+  t.equal(slots.heldBy(8), 1, 'a release from a worker that never held the key changes nothing');
+  slots.releaseAll(w2);
+  t.same([slots.heldBy(7), slots.heldBy(8), slots.clients, w2.keys], [1, 0, 1, undefined], "worker 2's death releases exactly what it held");
+  slots.release(w2, 7);
+  t.equal(slots.heldBy(7), 1, 'a late report from the dead worker releases nothing more');
+  slots.release(w1, 7);
+  t.same([slots.clients, w1.keys?.size], [0, 0]);
+  for (let i = 0; i < 100_000; i++) slots.hold(w1, 2 ** 32 + i);
+  t.equal(slots.clients, 100_000);
+  for (let i = 0; i < 100_000; i++) slots.release(w1, 2 ** 32 + i);
+  t.same([slots.clients, w1.keys?.size], [0, 0], 'none left, in the totals or the worker');
+});
+
+t.test('stickySlot: stable, spread over the slots, and consistent when a slot is added', async (t) => {
+  const p = { v4: 32, v6: 64 };
+  const keys = Array.from({ length: 10_000 }, (_, i) => clientKey(`10.${(i >> 8) & 255}.${i & 255}.1`, p));
+  const four = keys.map((k) => stickySlot(k, 4));
+  t.same(keys.map((k) => stickySlot(k, 4)), four, 'the same slot every time');
+  const per = [1, 2, 3, 4].map((s) => four.filter((x) => x === s).length);
+  t.ok(per.every((n) => n > 2000 && n < 3000), `spread: ${per.join(', ')} of 10,000`);
+  const five = keys.map((k) => stickySlot(k, 5));
+  const moved = five.filter((s, i) => s !== four[i]);
+  t.ok(moved.every((s) => s === 5), 'a fifth slot takes clients only for itself: none moves between the other four');
+  t.ok(moved.length > 1500 && moved.length < 2500, `about a fifth move (${moved.length})`);
 });
