@@ -285,7 +285,21 @@ function medians(all: (RunResult & { round: number })[]): RunResult[] {
  */
 export function planRuns(o: BenchOptions): { scenario: Scenario; target: TargetSpec & { id: string }; round: number }[] {
   const rotate = <T>(a: T[], k: number): T[] => a.map((_, i) => a[(i + k) % a.length]!);
-  return o.scenarios.flatMap((s, si) => Array.from({ length: o.rounds }, (_, round) => rotate(targetsFor(o, s), round + si).map((target) => ({ scenario: s, target, round }))).flat());
+  // Scenarios run different sets of targets: each starts at the first of its own, from its index
+  // on, that no scenario before it started at (while there is one).
+  const firsts = new Set<string>();
+  return o.scenarios.flatMap((s, si) => {
+    const targets = targetsFor(o, s);
+    let k = si;
+    for (let i = 0; i < targets.length; i++) {
+      if (!firsts.has(targets[(si + i) % targets.length]!.id)) {
+        k = si + i;
+        break;
+      }
+    }
+    if (targets.length) firsts.add(targets[k % targets.length]!.id);
+    return Array.from({ length: o.rounds }, (_, round) => rotate(targets, round + k).map((target) => ({ scenario: s, target, round }))).flat();
+  });
 }
 
 export async function bench(o: BenchOptions): Promise<{ report: Report; files: { json: string; md: string; svg: string }; mismatches: string[]; inexact: string[] }> {

@@ -2,12 +2,13 @@
 // arriving after it began are the last on their connection; malformed requests are answered and
 // counted, unless the app answers them itself.
 import t from 'tap';
-import { fixture, start } from '../helpers/cli.js';
+import { fixture, start, until } from '../helpers/cli.js';
 import { rawClient } from '../helpers/http.js';
 import { untilValue, read } from '../helpers/metrics.js';
 
-t.test('drain: a keep-alive request in flight, and one whose headers complete after the drain began, each end their connection', async (t) => {
-  const acc = await start(['--workers', '1', fixture('apps/node-http.mjs')]);
+// Over ipc, where connections cannot move (fdpass hands them to the new worker: migrate.test.ts).
+t.test('ipc: drain: a keep-alive request in flight, and one whose headers complete after the drain began, each end their connection', async (t) => {
+  const acc = await start(['--workers', '1', '--transport', 'ipc', fixture('apps/node-http.mjs')]);
   t.teardown(() => acc.stop('SIGKILL'));
   const busy = rawClient(acc.port);
   busy.s.write('GET /slow?ms=800 HTTP/1.1\r\nHost: x\r\n\r\n');
@@ -24,6 +25,34 @@ t.test('drain: a keep-alive request in flight, and one whose headers complete af
     t.match(data, /\r\nConnection: close\r\n/, `${name}: Connection: close`);
     t.ok(data.endsWith(`\r\n\r\n${body}`), `${name}: the whole body, and the server closed the connection`);
   }
+});
+
+t.test('fdpass: the same two at a reload each finish on the old worker, kept alive, and go on on the new one', async (t) => {
+  const acc = await start(['--workers', '1', '--transport', 'fdpass', fixture('apps/node-http.mjs')]);
+  t.teardown(() => acc.stop('SIGKILL'));
+  const busy = rawClient(acc.port);
+  busy.s.write('GET /slow?ms=800 HTTP/1.1\r\nHost: x\r\n\r\n');
+  const partial = rawClient(acc.port);
+  partial.s.write('GET / HTTP/1.1\r\nHost: x\r\n');
+  await untilValue(acc.metricsPort, 'acceptor_worker_connections{worker="1"}', 2);
+  const mark = acc.lines.length;
+  acc.proc.kill('SIGHUP');
+  await acc.waitFor((l) => l.msg === 'draining', 10_000, mark);
+  partial.s.write('\r\n');
+  await acc.waitFor((l) => l.msg === 'reload done', 20_000, mark);
+  for (const [name, c, body] of [['in flight', busy, 'slow\n'], ['completed during the drain', partial, 'node\n']] as const) {
+    await until(() => c.data().endsWith(body));
+    t.match(c.data(), /^HTTP\/1\.1 200 OK\r\n/, `${name}: answered`);
+    t.notMatch(c.data(), /\r\nConnection: close\r\n/i, `${name}: kept alive`);
+    const before = c.data().length;
+    c.s.write('GET / HTTP/1.1\r\nHost: x\r\n\r\n');
+    await until(() => c.data().length > before && c.data().endsWith('node\n'));
+    t.pass(`${name}: the next request on it answered by the new worker`);
+  }
+  t.equal(await read(acc.metricsPort, 'acceptor_connections_migrated_total'), 2, 'both moved');
+  t.equal(await read(acc.metricsPort, 'acceptor_connections_accepted_total'), 2, 'no new connection');
+  busy.s.destroy();
+  partial.s.destroy();
 });
 
 t.test("malformed requests to an app's server: counted bad_request; answered 400, or by the app where it answers them itself", async (t) => {
