@@ -100,10 +100,7 @@ export async function startAcceptor(input: Partial<AcceptorOptions> = {}): Promi
   const pool = new Pool(opts, { options: opts, address: bound.address, port: bound.port, listenBacklog, transport: transportChoice?.name, fd }, counters, log, {
     ready: () => dispatch?.onReady(),
     stalled: () => dispatch?.flushIfNoWorker(),
-    exit: (rec) => {
-      totals.retire(rec);
-      dispatch?.onExit(rec);
-    },
+    exit: (rec) => dispatch?.onExit(rec),
     counts: (rec, c) => totals.update(rec, c),
     message: (rec, msg) => {
       if (msg.acceptor === 'd') dispatch?.closed(rec, msg.n, msg.k);

@@ -84,6 +84,9 @@ t.test('/proc/net hex addresses, written as inet_ntop writes them', async (t) =>
   t.equal(procAddress('00000000000000000000000001000000'), '::1');
   t.equal(procAddress('0000000000000000FFFF00000100007F'), '::ffff:127.0.0.1', 'IPv4-mapped: the IPv4 part dotted');
   t.equal(procAddress('B80D0120000000000000000001000000'), '2001:db8::1');
+  t.equal(procAddress('0000000000000000FF0000000100007F'), '::ff:7f00:1', 'only byte 11 is ff: not IPv4-mapped');
+  t.equal(procAddress('000000000000000000FF00000100007F'), '::ff00:7f00:1', 'only byte 10 is ff: not IPv4-mapped');
+  t.equal(procAddress('0000010000000000FFFF00000100007F'), '1::ffff:7f00:1', 'a non-zero group first: not IPv4-mapped');
   t.equal(procAddress('00000100020000000000000003000000'), '1:0:0:2::3', 'the longest run of zeros compressed, not the first (RFC 5952)');
   t.equal(procAddress('00000100000000000000020003000000'), '1::2:0:0:3', 'of two runs as long, the first');
 });
