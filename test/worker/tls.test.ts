@@ -61,7 +61,9 @@ t.test('curl --cacert: HTTP/2 and HTTP/1.1', { skip: skipCurl || skipOpenssl }, 
   const acc = await start(['--workers', '1', '--host', '127.0.0.1', ...tlsArgs(c)]);
   t.teardown(() => acc.stop('SIGKILL'));
   for (const [flag, want] of [['--http2', '2'], ['--http1.1', '1.1']]) {
-    const r = spawnSync('curl', ['-sS', flag!, '--cacert', c.cert, '-o', '/dev/null', '-w', '%{http_code} %{http_version}', `https://localhost:${acc.port}/`], { encoding: 'utf8', timeout: 10_000 });
+    // --resolve: the certificate's name on this acceptor's address only. Plain `localhost` tries
+    // ::1 first, where another test's acceptor may hold the same port number.
+    const r = spawnSync('curl', ['-sS', flag!, '--cacert', c.cert, '--resolve', `localhost:${acc.port}:127.0.0.1`, '-o', '/dev/null', '-w', '%{http_code} %{http_version}', `https://localhost:${acc.port}/`], { encoding: 'utf8', timeout: 10_000 });
     t.equal(r.stdout, `200 ${want}`, `curl ${flag}: ${r.stderr}`);
   }
 });
