@@ -171,6 +171,13 @@ export function tagged(tag: string): number[] {
 
 export const workerPids = (r: Running): number[] => tagged(r.tag).filter((p) => p !== r.proc.pid);
 
+/** SIGHUP, and resolves once the rolling reload is done. */
+export async function reload(acc: Running): Promise<void> {
+  const mark = acc.lines.length;
+  acc.proc.kill('SIGHUP');
+  await acc.waitFor((l) => l.msg === 'reload done', 20_000, mark);
+}
+
 export const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
 /** Polls `fn` until it returns truthy or `ms` passes. */

@@ -2,7 +2,7 @@
 import t from 'tap';
 import { rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { start, fixture, workerPids, until, sleep, fileWhenWritten, type Running } from '../helpers/cli.js';
+import { start, fixture, reload, workerPids, until, sleep, fileWhenWritten } from '../helpers/cli.js';
 import { read, scrape, value, untilValue, workerConnections } from '../helpers/metrics.js';
 import { rawRequest, loop, get, underLoad, keepAliveClients } from '../helpers/http.js';
 import { Pool, type WorkerRecord } from '../../src/primary/pool.js';
@@ -26,12 +26,6 @@ t.test('detach: a worker whose channel failed leaves the ready list and counts a
 });
 
 /** SIGHUP, and the reload it starts is done. */
-async function reload(acc: Running): Promise<void> {
-  const mark = acc.lines.length;
-  acc.proc.kill('SIGHUP');
-  await acc.waitFor((l) => l.msg === 'reload done', 20_000, mark);
-}
-
 t.test('a worker killed with -9 is replaced; connections waiting in the queue are served', async (t) => {
   const holdFile = join(t.testdir(), 'release');
   const acc = await start(['--workers', '2', '--max-connections', '1', '--backlog', '5', '--handler', fixture('hold.mjs')], { env: { HOLD_FILE: holdFile } });

@@ -1,14 +1,17 @@
 // The app's own server given the worker's connections: at a drain, requests in flight and those
 // arriving after it began are the last on their connection; malformed requests are answered and
 // counted, unless the app answers them itself.
-import t from 'tap';
-import { fixture, start, until } from '../helpers/cli.js';
+import t, { type Test } from 'tap';
+import { fixture, start, until, type Running } from '../helpers/cli.js';
 import { rawClient } from '../helpers/http.js';
 import { untilValue, read } from '../helpers/metrics.js';
 
-// Over ipc, where connections cannot move (fdpass hands them to the new worker: migrate.test.ts).
-t.test('ipc: drain: a keep-alive request in flight, and one whose headers complete after the drain began, each end their connection', async (t) => {
-  const acc = await start(['--workers', '1', '--transport', 'ipc', fixture('apps/node-http.mjs')]);
+/**
+ * One worker serving the app, a keep-alive request in flight (/slow, 800 ms) and one whose headers
+ * are still coming; SIGHUP, and once the old worker drains, the second request's headers end.
+ */
+async function twoAtAReload(t: Test, transport: 'ipc' | 'fdpass'): Promise<{ acc: Running; busy: ReturnType<typeof rawClient>; partial: ReturnType<typeof rawClient>; mark: number }> {
+  const acc = await start(['--workers', '1', '--transport', transport, fixture('apps/node-http.mjs')]);
   t.teardown(() => acc.stop('SIGKILL'));
   const busy = rawClient(acc.port);
   busy.s.write('GET /slow?ms=800 HTTP/1.1\r\nHost: x\r\n\r\n');
@@ -19,6 +22,12 @@ t.test('ipc: drain: a keep-alive request in flight, and one whose headers comple
   acc.proc.kill('SIGHUP');
   await acc.waitFor((l) => l.msg === 'draining', 10_000, mark);
   partial.s.write('\r\n');
+  return { acc, busy, partial, mark };
+}
+
+// Over ipc, where connections cannot move (fdpass hands them to the new worker: migrate.test.ts).
+t.test('ipc: drain: a keep-alive request in flight, and one whose headers complete after the drain began, each end their connection', async (t) => {
+  const { busy, partial } = await twoAtAReload(t, 'ipc');
   for (const [name, c, body] of [['in flight', busy, 'slow\n'], ['completed during the drain', partial, 'node\n']] as const) {
     const { data } = await c.closed;
     t.match(data, /^HTTP\/1\.1 200 OK\r\n/, `${name}: answered`);
@@ -28,17 +37,7 @@ t.test('ipc: drain: a keep-alive request in flight, and one whose headers comple
 });
 
 t.test('fdpass: the same two at a reload each finish on the old worker, kept alive, and go on on the new one', async (t) => {
-  const acc = await start(['--workers', '1', '--transport', 'fdpass', fixture('apps/node-http.mjs')]);
-  t.teardown(() => acc.stop('SIGKILL'));
-  const busy = rawClient(acc.port);
-  busy.s.write('GET /slow?ms=800 HTTP/1.1\r\nHost: x\r\n\r\n');
-  const partial = rawClient(acc.port);
-  partial.s.write('GET / HTTP/1.1\r\nHost: x\r\n');
-  await untilValue(acc.metricsPort, 'acceptor_worker_connections{worker="1"}', 2);
-  const mark = acc.lines.length;
-  acc.proc.kill('SIGHUP');
-  await acc.waitFor((l) => l.msg === 'draining', 10_000, mark);
-  partial.s.write('\r\n');
+  const { acc, busy, partial, mark } = await twoAtAReload(t, 'fdpass');
   await acc.waitFor((l) => l.msg === 'reload done', 20_000, mark);
   for (const [name, c, body] of [['in flight', busy, 'slow\n'], ['completed during the drain', partial, 'node\n']] as const) {
     await until(() => c.data().endsWith(body));

@@ -4,16 +4,10 @@
 // (ipc, TLS) the drain tells each its last answer with `Connection: close` (pool.test.ts, below).
 import t from 'tap';
 import { connect, type Socket } from 'node:net';
-import { fixture, start, sleep, workerPids, type Running } from '../helpers/cli.js';
+import { fixture, reload, start, sleep, workerPids, type Running } from '../helpers/cli.js';
 import { keepAliveClients, parseResponse } from '../helpers/http.js';
-import { scrape, value } from '../helpers/metrics.js';
+import { read, scrape, value } from '../helpers/metrics.js';
 import { makeCert, skipOpenssl } from '../helpers/tls.js';
-
-async function reload(acc: Running): Promise<void> {
-  const mark = acc.lines.length;
-  acc.proc.kill('SIGHUP');
-  await acc.waitFor((l) => l.msg === 'reload done', 20_000, mark);
-}
 
 /** What the retiring workers said at their drain: connections open, and whether they hand them back. */
 const drains = (acc: Running, from: number): { open: number; handingBack: unknown }[] =>
@@ -89,11 +83,9 @@ t.test('a request in flight at the reload completes on its worker, without Conne
   t.not(newPid, oldPid);
   const next = await exchange(s, '/');
   t.equal(next.body, String(newPid), 'the next request, on the same connection, served by the new worker');
-  t.equal(await read1(acc, 'acceptor_connections_accepted_total'), 1, 'one connection accepted in all');
-  t.equal(await read1(acc, 'acceptor_connections_migrated_total'), 1, 'moved once');
+  t.equal(await read(acc.metricsPort, 'acceptor_connections_accepted_total'), 1, 'one connection accepted in all');
+  t.equal(await read(acc.metricsPort, 'acceptor_connections_migrated_total'), 1, 'moved once');
 });
-
-const read1 = async (acc: Running, series: string): Promise<number | undefined> => value(await scrape(acc.metricsPort), series);
 
 t.test('the draining worker killed -9 right after handing its connections back: none is lost, none counted twice', async (t) => {
   const acc = await start(['--transport', 'fdpass', '--workers', '1', '--max-connections', '10', '--handler', fixture('pid.mjs')]);
