@@ -32,14 +32,15 @@ export function receiveHandoffs(serve: (socket: Socket, waitedMs: number, key: n
     process.exit(1);
   }
   const { addon } = loaded;
+  const wrapper = new SocketWrapper();
   const rx = addon.receiver(CHANNEL_FD, (fds, at, missing, keys, missingKeys) => {
     const now = clock();
     for (let i = 0; i < fds.length; i++) {
       let socket: Socket;
       try {
-        socket = new Socket({ fd: fds[i]!, readable: true, writable: true });
+        socket = wrapper.wrap(fds[i]!);
       } catch (err) {
-        // Wrapping fails only for a descriptor that is not a socket, and a hand-off always is.
+        // Wrapping fails only for a descriptor that is not open or not a socket, and a hand-off is always an open TCP socket.
         addon.reset(fds[i]!);
         // Stryker disable next-line ObjectLiteral,StringLiteral: unreached by the tests (a hand-off is always a socket)
         log.error({ err }, 'hand-off could not be wrapped');
@@ -58,4 +59,35 @@ export function receiveHandoffs(serve: (socket: Socket, waitedMs: number, key: n
     reportKeys: (keys) => void addon.reportKeys(rx, Float64Array.from(keys)),
     give: (fd, key) => addon.give(rx, fd, key) === 0,
   };
+}
+
+/** A libuv stream handle's JS class (tcp_wrap's TCP): what node:net makes for each connection it accepts. */
+type HandleClass = new (type: number) => { open(fd: number): number; close(): void };
+/** tcp_wrap's `constants.SOCKET`: a connection, not a server. */
+const SOCKET = 0;
+
+/**
+ * Wraps received descriptors as net.Sockets. `new Socket({ fd })` first asks the kernel what the
+ * descriptor is (fstat, isatty's ioctl, getsockopt, getsockname: four system calls per
+ * connection). Every hand-off comes from the primary's listening TCP socket, so after the first
+ * one the handle is made from the first one's class and opened directly, as node:net's own accept
+ * does; an open that fails takes the probing path, which throws for what is not a socket.
+ */
+export class SocketWrapper {
+  /** Descriptors wrapped by probing: the first, and any whose direct open failed. */
+  probes = 0;
+  private Handle: HandleClass | undefined;
+
+  wrap(fd: number): Socket {
+    if (this.Handle) {
+      const handle = new this.Handle(SOCKET);
+      if (handle.open(fd) === 0) return new Socket({ handle, readable: true, writable: true } as ConstructorParameters<typeof Socket>[0]);
+      handle.close();
+    }
+    this.probes++;
+    const socket = new Socket({ fd, readable: true, writable: true });
+    const made = (socket as unknown as { _handle?: { constructor?: { name?: string } } })._handle?.constructor;
+    if (made?.name === 'TCP') this.Handle = made as unknown as HandleClass;
+    return socket;
+  }
 }
