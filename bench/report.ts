@@ -37,8 +37,13 @@ export interface RunResult {
   peakRssMB: number | undefined;
   /** CPU time of the primary (acceptor, cluster rr) or master (nginx) per connection accepted, µs. */
   primaryUsPerConn?: number;
-  /** CPU time of the whole server (primary and workers, user + system) per answer, µs. */
+  /**
+   * The efficiency headline: CPU time of the whole server (primary and workers, user + system, from
+   * /proc) per answer, µs; with rounds, the median of the rounds' figures.
+   */
   serverUsPerAnswer?: number;
+  /** Each round's server µs/answer, by round number (the ratios pair rounds run side by side). */
+  cpuByRound?: (number | undefined)[];
   accounting?: Accounting;
   /** Rate of each round, when there were several (the row shows the median). */
   rounds?: number[];
@@ -53,7 +58,11 @@ export interface Ratio {
   target: string;
   baseline: string;
   ratio: number;
-  /** Server CPU per answer against the baseline's (lower is better). */
+  /**
+   * Server CPU per answer against the baseline's (lower is better): the median of the per-round
+   * ratios, each round's target against the same round's baseline (interleaved, so run minutes
+   * apart at most), where both have rounds; else the ratio of the two figures.
+   */
   cpuRatio?: number;
 }
 
@@ -89,19 +98,41 @@ export function ratios(runs: RunResult[]): Ratio[] {
     for (const b of baselines) {
       if (b === r.target || (forDefaultOnly.has(b) && r.target !== 'handoff')) continue;
       const base = runs.find((x) => x.scenario === r.scenario && x.target === b && !x.skipped && x.rate > 0);
-      if (base) out.push({ scenario: r.scenario, target: r.target, baseline: b, ratio: r.rate / base.rate, ...(r.serverUsPerAnswer && base.serverUsPerAnswer ? { cpuRatio: r.serverUsPerAnswer / base.serverUsPerAnswer } : {}) });
+      if (base) {
+        const cpu = cpuRatio(r, base);
+        out.push({ scenario: r.scenario, target: r.target, baseline: b, ratio: r.rate / base.rate, ...(cpu === undefined ? {} : { cpuRatio: cpu }) });
+      }
     }
   }
   return out;
 }
 
-const HEAD = ['target', 'rate', 'server µs/answer', 'p50 ms', 'p99 ms', 'p99.9 ms', '200', '503', 'client errors', 'accept/s (server)', 'rejected (server)', 'peak queue', 'peak listen q', 'overflows', 'RSS MB', 'primary µs/conn', 'accounting'];
+/** The median of a list of numbers (the lower middle one for an even count), or undefined if empty. */
+export function median(xs: number[]): number | undefined {
+  const v = [...xs].sort((a, b) => a - b);
+  return v.length ? v[Math.floor((v.length - 1) / 2)] : undefined;
+}
+
+/**
+ * `r`'s server CPU per answer against `base`'s. Paired by round: on a shared machine CPU per answer
+ * drifts with everything else running (±15% between rounds of one target was seen here), and
+ * rounds of two targets run side by side drift together.
+ */
+export function cpuRatio(r: RunResult, base: RunResult): number | undefined {
+  const a = r.cpuByRound, b = base.cpuByRound;
+  const paired: number[] = [];
+  if (a && b) for (let i = 0; i < Math.min(a.length, b.length); i++) if (a[i] && b[i]) paired.push(a[i]! / b[i]!);
+  if (paired.length) return median(paired);
+  return r.serverUsPerAnswer && base.serverUsPerAnswer ? r.serverUsPerAnswer / base.serverUsPerAnswer : undefined;
+}
+
+const HEAD = ['target', 'server CPU µs/answer', 'rate', 'p50 ms', 'p99 ms', 'p99.9 ms', '200', '503', 'client errors', 'accept/s (server)', 'rejected (server)', 'peak queue', 'peak listen q', 'overflows', 'RSS MB', 'primary µs/conn', 'accounting'];
 
 function row(r: RunResult): string[] {
   if (r.skipped) return [r.target, `skipped: ${r.skipped}`, ...Array(HEAD.length - 2).fill('')];
   const acct = r.accounting ? (r.accounting.ok ? (r.accounting.exact ? 'exact' : 'ok ±') : 'MISMATCH') : '–';
   const lat = r.scenario === 'saturation' ? [`${f2(r.p50)}`, `${f2(r.okP99)} / ${f2(r.busyP99)}`, f2(r.p999)] : [f2(r.p50), f2(r.p99), f2(r.p999)];
-  return [r.target, `${f0(r.rate)} ${r.unit}`, r.serverUsPerAnswer === undefined ? '–' : r.serverUsPerAnswer.toFixed(1), ...lat, f0(r.ok), f0(r.busy), errs(r.errors), f0(r.server?.acceptRate), rej(r.server?.rejected), f0(r.server?.peakQueue), f0(r.server?.peakListenQueue), f0(r.server?.overflows), f0(r.peakRssMB), r.primaryUsPerConn === undefined ? '–' : r.primaryUsPerConn.toFixed(1), acct];
+  return [r.target, r.serverUsPerAnswer === undefined ? '–' : r.serverUsPerAnswer.toFixed(1), `${f0(r.rate)} ${r.unit}`, ...lat, f0(r.ok), f0(r.busy), errs(r.errors), f0(r.server?.acceptRate), rej(r.server?.rejected), f0(r.server?.peakQueue), f0(r.server?.peakListenQueue), f0(r.server?.overflows), f0(r.peakRssMB), r.primaryUsPerConn === undefined ? '–' : r.primaryUsPerConn.toFixed(1), acct];
 }
 
 const RELOAD_HEAD = ['target', 'rate', 'reloads', 'failed requests', 'reconnects', 'told to close', 'p99 ms', 'p99 ms, 1 s after each reload', 'migrated (server)'];
@@ -135,9 +166,9 @@ export function table(report: Report): string {
     const w = HEAD.map((_, i) => Math.max(...rows.map((r) => (r[i] ?? '').length)));
     for (const r of rows) out.push(r.map((c, i) => (c ?? '').padEnd(w[i]!)).join('  ').trimEnd());
     const rs = report.ratios.filter((x) => x.scenario === scenario);
-    if (rs.length) out.push('ratios: ' + rs.map((x) => `${x.target}/${x.baseline} ${x.ratio.toFixed(2)}×`).join('; '));
     const cpu = rs.filter((x) => x.cpuRatio !== undefined);
-    if (cpu.length) out.push('server CPU per answer, ratios: ' + cpu.map((x) => `${x.target}/${x.baseline} ${x.cpuRatio!.toFixed(2)}×`).join('; '));
+    if (cpu.length) out.push('server CPU per answer, ratios (lower is better): ' + cpu.map((x) => `${x.target}/${x.baseline} ${x.cpuRatio!.toFixed(2)}×`).join('; '));
+    if (rs.length) out.push('rate ratios: ' + rs.map((x) => `${x.target}/${x.baseline} ${x.ratio.toFixed(2)}×`).join('; '));
   }
   for (const n of report.notes) out.push(`note: ${n}`);
   return out.join('\n') + '\n';
@@ -152,9 +183,9 @@ export function markdown(report: Report): string {
     out.push(`## ${SCENARIO_TITLE[scenario]}`, '', `| ${HEAD.join(' | ')} |`, `|${HEAD.map(() => '---').join('|')}|`);
     for (const r of runs) out.push(`| ${rowFor(r).join(' | ')} |`);
     const rs = report.ratios.filter((x) => x.scenario === scenario);
-    if (rs.length) out.push('', 'Ratios (same run): ' + rs.map((x) => `**${x.target} / ${x.baseline}: ${x.ratio.toFixed(2)}×**`).join(', '));
     const cpu = rs.filter((x) => x.cpuRatio !== undefined);
-    if (cpu.length) out.push('', 'Server CPU per answer (same run, lower is better): ' + cpu.map((x) => `${x.target} / ${x.baseline}: ${x.cpuRatio!.toFixed(2)}×`).join(', '));
+    if (cpu.length) out.push('', 'Server CPU per answer (same run, median of per-round ratios, lower is better): ' + cpu.map((x) => `**${x.target} / ${x.baseline}: ${x.cpuRatio!.toFixed(2)}×**`).join(', '));
+    if (rs.length) out.push('', 'Rate ratios (same run): ' + rs.map((x) => `${x.target} / ${x.baseline}: ${x.ratio.toFixed(2)}×`).join(', '));
     for (const r of runs) for (const p of r.accounting?.problems ?? []) out.push('', `> ACCOUNTING MISMATCH ${r.target}: ${p}`);
     out.push('');
   }
@@ -182,7 +213,8 @@ export function svg(report: Report): string {
     y += 8;
     const sat = scenario === 'saturation';
     const max = Math.max(...runs.map((r) => (sat ? r.ok + r.busy : r.rate)), 1);
-    const label = (r: RunResult): string => (sat ? `${f0(r.ok)} served, ${f0(r.busy)} busy, ${f0(Object.values(r.errors).reduce((a, b) => a + b, 0))} errors` : `${f0(r.rate)} ${r.unit}`);
+    const cpu = (r: RunResult): string => (r.serverUsPerAnswer === undefined ? '' : `, ${r.serverUsPerAnswer.toFixed(1)} µs CPU/answer`);
+    const label = (r: RunResult): string => (sat ? `${f0(r.ok)} served, ${f0(r.busy)} busy, ${f0(Object.values(r.errors).reduce((a, b) => a + b, 0))} errors` : `${f0(r.rate)} ${r.unit}`) + cpu(r);
     // Bars leave room for the widest label after them, so every label stays inside the picture.
     const scale = (W - LABEL - 16 - Math.max(0, ...runs.map((r) => textWidth(label(r), 11)))) / max;
     for (const r of all) {

@@ -11,7 +11,7 @@ import { sampler } from './sample.js';
 import { reconcile, serverDelta } from './accounting.js';
 import { benchCert, findHaproxy, findNginx, startTarget, type Setup, type TargetSpec } from './targets.js';
 import { existsSync, rmSync } from 'node:fs';
-import { ratios, table, writeReport, type Report, type RunResult, type Scenario } from './report.js';
+import { median as medianOf, ratios, table, writeReport, type Report, type RunResult, type Scenario } from './report.js';
 import { supportsReusePort } from '../src/options.js';
 
 export interface BenchOptions {
@@ -264,8 +264,11 @@ async function runOne(o: BenchOptions, scenario: Scenario, t: TargetSpec, nginxP
   }
 }
 
-/** Per scenario and target, the run with the median rate; every round's accounting must balance. */
-function medians(all: (RunResult & { round: number })[]): RunResult[] {
+/**
+ * Per scenario and target, the run with the median rate, with the median of the rounds' CPU per
+ * answer; every round's accounting must balance.
+ */
+export function medians(all: (RunResult & { round: number })[]): RunResult[] {
   const out: RunResult[] = [];
   for (const r of all) {
     if (out.some((x) => x.scenario === r.scenario && x.target === r.target)) continue;
@@ -273,7 +276,11 @@ function medians(all: (RunResult & { round: number })[]): RunResult[] {
     const { round: _round, ...median } = same[Math.floor((same.length - 1) / 2)]!;
     const problems = same.flatMap((x) => (x.accounting?.ok === false ? x.accounting.problems.map((p) => (same.length > 1 ? `round ${x.round + 1}: ${p}` : p)) : []));
     if (median.accounting && problems.length) median.accounting = { ...median.accounting, ok: false, problems };
-    out.push({ ...median, ...(same.length > 1 ? { rounds: same.map((x) => Math.round(x.rate)) } : {}) });
+    // CPU per answer: each round's, and their median (not the median-rate round's).
+    const cpuByRound: (number | undefined)[] = [];
+    for (const x of same) cpuByRound[x.round] = x.serverUsPerAnswer;
+    const cpu = medianOf(same.flatMap((x) => (x.serverUsPerAnswer === undefined ? [] : [x.serverUsPerAnswer])));
+    out.push({ ...median, ...(cpu === undefined ? {} : { serverUsPerAnswer: cpu, cpuByRound }), ...(same.length > 1 ? { rounds: same.map((x) => Math.round(x.rate)) } : {}) });
   }
   return out;
 }
