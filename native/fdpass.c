@@ -14,6 +14,8 @@
 //                     slots to free), batched, never lost on EAGAIN. give() hands an idle
 //                     connection back (a reload's drain): the primary hands it to another worker,
 //                     takeMoved() reads it there. Its slot goes with it; it is never reported closed.
+// Metrics:  listenQueue() the accept queues of the listening sockets on a port, from sock_diag
+//                     (as `ss -ltn`): /proc/net/tcp would walk the whole established hash first.
 #define NAPI_VERSION 8
 #define _GNU_SOURCE
 #include <node_api.h>
@@ -29,6 +31,10 @@
 #include <netinet/in.h>
 #include <arpa/inet.h>
 #include <unistd.h>
+#include <linux/netlink.h>
+#include <linux/sock_diag.h>
+#include <linux/inet_diag.h>
+#include <netinet/tcp.h>
 
 #define MAX_FDS_PER_MSG 253 /* SCM_MAX_FD */
 #define ACCEPT_BATCH 1024
@@ -1178,6 +1184,77 @@ static napi_value js_close_refuser(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
+// Sums the accept queues (idiag_rqueue of a LISTEN socket) of family `family`'s listening TCP
+// sockets on `port` into *sum, counting them into *found. Asks for LISTEN sockets only, so the
+// kernel walks its listening hash and never the established one. 0, or an errno.
+static int diag_listeners(int family, uint16_t port, double* sum, int* found) {
+  int fd = socket(AF_NETLINK, SOCK_DGRAM | SOCK_CLOEXEC, NETLINK_SOCK_DIAG);
+  if (fd < 0) return errno;
+  struct {
+    struct nlmsghdr nh;
+    struct inet_diag_req_v2 r;
+  } req;
+  memset(&req, 0, sizeof req);
+  req.nh.nlmsg_len = sizeof req;
+  req.nh.nlmsg_type = SOCK_DIAG_BY_FAMILY;
+  req.nh.nlmsg_flags = NLM_F_REQUEST | NLM_F_DUMP;
+  req.r.sdiag_family = family;
+  req.r.sdiag_protocol = IPPROTO_TCP;
+  req.r.idiag_states = 1u << TCP_LISTEN;
+  req.r.id.idiag_sport = htons(port); /* the kernel skips listeners on other ports */
+  struct sockaddr_nl nl = {.nl_family = AF_NETLINK};
+  int err = 0;
+  if (sendto(fd, &req, sizeof req, 0, (struct sockaddr*)&nl, sizeof nl) < 0) err = errno;
+  long buf[8192 / sizeof(long)];
+  for (int done = 0; !err && !done;) {
+    ssize_t n = recv(fd, buf, sizeof buf, 0);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      err = errno;
+      break;
+    }
+    if (n == 0) break;
+    for (struct nlmsghdr* h = (struct nlmsghdr*)buf; NLMSG_OK(h, (size_t)n); h = NLMSG_NEXT(h, n)) {
+      if (h->nlmsg_type == NLMSG_DONE) {
+        done = 1;
+        break;
+      }
+      if (h->nlmsg_type == NLMSG_ERROR) {
+        struct nlmsgerr* e = NLMSG_DATA(h);
+        err = e->error ? -e->error : EPROTO;
+        break;
+      }
+      struct inet_diag_msg* m = NLMSG_DATA(h);
+      if (m->idiag_state != TCP_LISTEN || ntohs(m->id.idiag_sport) != port) continue;
+      *sum += m->idiag_rqueue;
+      (*found)++;
+    }
+  }
+  close(fd);
+  return err;
+}
+
+// listenQueue(port) -> [queued, listeners] over IPv4 and IPv6, or null if sock_diag cannot tell
+// (the caller falls back to /proc).
+static napi_value js_listen_queue(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1];
+  uint32_t port;
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  CHECK(napi_get_value_uint32(env, argv[0], &port));
+  double sum = 0;
+  int found = 0;
+  napi_value out;
+  if (port > 65535 || diag_listeners(AF_INET, (uint16_t)port, &sum, &found) || diag_listeners(AF_INET6, (uint16_t)port, &sum, &found)) {
+    napi_get_null(env, &out);
+    return out;
+  }
+  CHECK(napi_create_array_with_length(env, 2, &out));
+  CHECK(napi_set_element(env, out, 0, num(env, sum)));
+  CHECK(napi_set_element(env, out, 1, num(env, found)));
+  return out;
+}
+
 static napi_value init(napi_env env, napi_value exports) {
   napi_property_descriptor props[] = {
       {"listen", NULL, js_listen, NULL, NULL, NULL, napi_default_method, NULL},
@@ -1200,6 +1277,7 @@ static napi_value init(napi_env env, napi_value exports) {
       {"lingering", NULL, js_lingering, NULL, NULL, NULL, napi_default_method, NULL},
       {"closeRefuser", NULL, js_close_refuser, NULL, NULL, NULL, napi_default_method, NULL},
       {"reset", NULL, js_reset, NULL, NULL, NULL, napi_default_method, NULL},
+      {"listenQueue", NULL, js_listen_queue, NULL, NULL, NULL, napi_default_method, NULL},
   };
   napi_define_properties(env, exports, sizeof props / sizeof props[0], props);
   return exports;

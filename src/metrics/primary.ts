@@ -93,7 +93,7 @@ export function primaryRegistry(opts: AcceptorOptions, s: PrimaryState): Registr
   if (kernelQueuesReadable()) {
     new Gauge({
       name: 'acceptor_listen_queue_depth',
-      help: "Connections in the kernel's accept queue of the listening socket(s) now (Linux /proc/net/tcp rx_queue).",
+      help: "Connections in the kernel's accept queue of the listening socket(s) now (Linux: sock_diag, as ss -ltn Recv-Q; /proc/net/tcp rx_queue without the native addon).",
       registers,
       async collect() {
         this.set((await listenQueueDepth(s.port)) ?? 0);

@@ -53,6 +53,8 @@ export interface FdpassAddon {
   peer(fd: number): string | null;
   /** Closes a descriptor with a TCP reset. */
   reset(fd: number): void;
+  /** [connections in the accept queues, listening sockets] of the TCP listeners on `port` (IPv4 and IPv6), from sock_diag; null if it cannot tell. */
+  listenQueue(port: number): [number, number] | null;
 }
 
 /** The package root (where binding.gyp and build/ are), from src/ or dist/src/ alike. */

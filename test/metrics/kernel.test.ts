@@ -1,9 +1,11 @@
-// The kernel listen-queue reader, against a socket that listens and never accepts.
+// The kernel listen-queue readers (sock_diag through the addon, and /proc), against a socket that
+// listens and never accepts: both read the same queue.
 import t from 'tap';
 import { spawn } from 'node:child_process';
 import { connect, type Socket } from 'node:net';
 import { listenQueueDepth, listenOverflows, kernelQueuesReadable } from '../../src/metrics/kernel.js';
 import { fixture, until } from '../helpers/cli.js';
+import { addon } from '../helpers/fdpass.js';
 
 const linux = process.platform === 'linux' && kernelQueuesReadable();
 
@@ -18,14 +20,23 @@ t.test('reads the accept queue of a listening socket that never accepts', { skip
     for (let i = 0; i < n; i++) clients.push(connect(port, '127.0.0.1').on('error', () => {}));
   };
 
-  t.equal(await listenQueueDepth(port), 0, 'empty queue');
+  // Both readers, and the addon's own answer: [queued, listening sockets].
+  const both = async (): Promise<[number | undefined, number | undefined]> => [await listenQueueDepth(port), await listenQueueDepth(port, 'proc')];
+  t.same(await both(), [0, 0], 'empty queue');
+  t.same(addon.listenQueue(port), [0, 1], 'sock_diag finds the one listener');
   open(3);
-  t.equal(await until(async () => ((await listenQueueDepth(port)) === 3 ? 3 : 0), 5000), 3, 'three waiting');
+  await until(async () => (await both()).every((q) => q === 3), 5000);
+  t.same(await both(), [3, 3], 'three waiting');
+  t.same(addon.listenQueue(port), [3, 1]);
   const before = listenOverflows()!;
   open(10);
   // Linux holds backlog + 1; the rest of the SYNs are dropped and counted as overflows.
-  t.equal(await until(async () => ((await listenQueueDepth(port)) === BACKLOG + 1 ? BACKLOG + 1 : 0), 5000), BACKLOG + 1, 'full at backlog + 1');
+  await until(async () => (await both()).every((q) => q === BACKLOG + 1), 5000);
+  t.same(await both(), [BACKLOG + 1, BACKLOG + 1], 'full at backlog + 1');
   await until(() => listenOverflows()! > before, 5000);
   t.ok(listenOverflows()! > before, 'ListenOverflows rose');
   t.equal(await listenQueueDepth(1), undefined, 'no socket listening on port 1: undefined');
+  t.equal(await listenQueueDepth(1, 'proc'), undefined);
+  t.same(addon.listenQueue(1), [0, 0]);
+  t.equal(addon.listenQueue(70_000), null, 'not a port: null (the caller reads /proc)');
 });
