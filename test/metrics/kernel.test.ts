@@ -11,7 +11,7 @@ const linux = process.platform === 'linux' && kernelQueuesReadable();
 
 t.test('reads the accept queue of a listening socket that never accepts', { skip: linux ? false : `no /proc/net/tcp on ${process.platform}` }, async (t) => {
   const BACKLOG = 5;
-  const child = spawn(process.execPath, [fixture('listen-no-accept.mjs')], { env: { ...process.env, BACKLOG: String(BACKLOG), HOLD_MS: '8000' }, stdio: ['ignore', 'pipe', 'inherit'] });
+  const child = spawn(process.execPath, [fixture('listen-no-accept.mjs')], { env: { ...process.env, HOST: '127.0.0.1', BACKLOG: String(BACKLOG), HOLD_MS: '8000' }, stdio: ['ignore', 'pipe', 'inherit'] });
   t.teardown(() => child.kill('SIGKILL'));
   const port = Number(await new Promise<string>((r) => child.stdout!.once('data', (d: Buffer) => r(d.toString()))));
   const clients: Socket[] = [];
@@ -39,4 +39,16 @@ t.test('reads the accept queue of a listening socket that never accepts', { skip
   t.equal(await listenQueueDepth(1, 'proc'), undefined);
   t.same(addon.listenQueue(1), [0, 0]);
   t.equal(addon.listenQueue(70_000), null, 'not a port: null (the caller reads /proc)');
+});
+
+t.test('IPv6: both readers count a listener on ::1', { skip: linux ? false : `no /proc/net/tcp6 on ${process.platform}` }, async (t) => {
+  const child = spawn(process.execPath, [fixture('listen-no-accept.mjs')], { env: { ...process.env, HOST: '::1', BACKLOG: '5', HOLD_MS: '8000' }, stdio: ['ignore', 'pipe', 'inherit'] });
+  t.teardown(() => child.kill('SIGKILL'));
+  const port = Number(await new Promise<string>((r) => child.stdout!.once('data', (d: Buffer) => r(d.toString()))));
+  const clients = [0, 1].map(() => connect(port, '::1').on('error', () => {}));
+  t.teardown(() => clients.forEach((c) => c.destroy()));
+  await until(async () => (await listenQueueDepth(port)) === 2 && (await listenQueueDepth(port, 'proc')) === 2, 5000);
+  t.equal(await listenQueueDepth(port), 2, 'sock_diag, AF_INET6');
+  t.equal(await listenQueueDepth(port, 'proc'), 2, '/proc/net/tcp6');
+  t.same(addon.listenQueue(port), [2, 1]);
 });
