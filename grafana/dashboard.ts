@@ -81,7 +81,7 @@ panel('Acceptor queue: depth vs capacity', "Connections waiting in the primary's
   [`sum by (instance) (acceptor_queue_depth{${I}})`, 'waiting {{instance}}'],
   [`sum by (instance) (acceptor_queue_capacity{${I}})`, 'capacity {{instance}}'],
 ]);
-panel('Kernel listen queue vs backlog', "The kernel's accept queue for the listening socket (Linux /proc/net/tcp rx_queue), against the effective listen backlog.", 'short', [
+panel('Kernel listen queue vs backlog', "The kernel's accept queue for the listening socket (Linux, as ss -ltn Recv-Q), against the effective listen backlog.", 'short', [
   [`sum by (instance) (acceptor_listen_queue_depth{${I}})`, 'queued {{instance}}'],
   [`sum by (instance) (acceptor_listen_backlog{${I}})`, 'backlog {{instance}}'],
 ]);
