@@ -176,6 +176,15 @@ static void* handle_args(napi_env env, napi_callback_info info, size_t argc, nap
 }
 
 // Refuses a connection with a TCP reset: the caller has no descriptor to answer it with.
+// The first argument as an int32 (a descriptor, a port): false with an exception pending.
+static bool int_arg(napi_env env, napi_callback_info info, int32_t* v) {
+  size_t argc = 1;
+  napi_value argv[1];
+  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) == napi_ok && napi_get_value_int32(env, argv[0], v) == napi_ok) return true;
+  napi_throw_error(env, NULL, "fdpass: the first argument must be a number");
+  return false;
+}
+
 static void close_with_reset(int fd) {
   struct linger l = {1, 0};
   setsockopt(fd, SOL_SOCKET, SO_LINGER, &l, sizeof l);
@@ -219,11 +228,9 @@ static double client_key(const struct sockaddr_storage* ss, int p4, int p6) {
 
 // peer(fd) -> the peer's address as text (inet_ntop), or null: for a log line naming a client.
 static napi_value js_peer(napi_env env, napi_callback_info info) {
-  size_t argc = 1;
-  napi_value argv[1], out;
+  napi_value out;
   int32_t fd;
-  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-  CHECK(napi_get_value_int32(env, argv[0], &fd));
+  if (!int_arg(env, info, &fd)) return NULL;
   struct sockaddr_storage ss;
   socklen_t sl = sizeof ss;
   char text[INET6_ADDRSTRLEN] = "";
@@ -1012,11 +1019,8 @@ static napi_value js_flush_sync(napi_env env, napi_callback_info info) {
 // Closes a descriptor the caller could not use (a worker failing to wrap one, or a reclaimed
 // one at shutdown that gets no answer): reset, so the client is not left waiting.
 static napi_value js_reset(napi_env env, napi_callback_info info) {
-  size_t argc = 1;
-  napi_value argv[1];
   int32_t fd;
-  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-  CHECK(napi_get_value_int32(env, argv[0], &fd));
+  if (!int_arg(env, info, &fd)) return NULL;
   close_with_reset(fd);
   return NULL;
 }
@@ -1237,15 +1241,12 @@ static int diag_listeners(int family, uint16_t port, double* sum, int* found) {
 // listenQueue(port) -> [queued, listeners] over IPv4 and IPv6, or null if sock_diag cannot tell
 // (the caller falls back to /proc).
 static napi_value js_listen_queue(napi_env env, napi_callback_info info) {
-  size_t argc = 1;
-  napi_value argv[1];
-  uint32_t port;
-  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-  CHECK(napi_get_value_uint32(env, argv[0], &port));
+  int32_t port;
+  if (!int_arg(env, info, &port)) return NULL;
   double sum = 0;
   int found = 0;
   napi_value out;
-  if (port > 65535 || diag_listeners(AF_INET, (uint16_t)port, &sum, &found) || diag_listeners(AF_INET6, (uint16_t)port, &sum, &found)) {
+  if (port < 0 || port > 65535 || diag_listeners(AF_INET, (uint16_t)port, &sum, &found) || diag_listeners(AF_INET6, (uint16_t)port, &sum, &found)) {
     napi_get_null(env, &out);
     return out;
   }

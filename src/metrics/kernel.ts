@@ -3,7 +3,7 @@
 // a LISTEN entry), and TcpExt ListenOverflows from /proc/net/netstat. Undefined elsewhere.
 import { readFileSync } from 'node:fs';
 import { open } from 'node:fs/promises';
-import { loadFdpass, type FdpassAddon } from '../native/fdpass.js';
+import { loadFdpass } from '../native/fdpass.js';
 
 /** The LISTEN state in /proc/net/tcp{,6}. */
 export const TCP_LISTEN = '0A';
@@ -57,8 +57,6 @@ async function listeners(file: string, hexPort: string): Promise<number[] | unde
   }
 }
 
-let addon: FdpassAddon | null | undefined;
-
 /**
  * Sum of the accept queues of every LISTEN socket on `port` (IPv4 and IPv6; with SO_REUSEPORT
  * there is one per worker), or undefined if the platform cannot tell or none is listening.
@@ -68,11 +66,8 @@ let addon: FdpassAddon | null | undefined;
  */
 export async function listenQueueDepth(port: number, via: 'auto' | 'proc' = 'auto'): Promise<number | undefined> {
   if (via === 'auto') {
-    if (addon === undefined) {
-      const loaded = loadFdpass();
-      addon = 'addon' in loaded ? loaded.addon : null;
-    }
-    const q = addon?.listenQueue(port);
+    const loaded = loadFdpass();
+    const q = 'addon' in loaded ? loaded.addon.listenQueue(port) : null;
     if (q) return q[1] > 0 ? q[0] : undefined;
   }
   const hexPort = port.toString(16).toUpperCase().padStart(4, '0');

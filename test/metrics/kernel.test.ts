@@ -2,6 +2,7 @@
 // listens and never accepts: both read the same queue.
 import t from 'tap';
 import { spawn } from 'node:child_process';
+import type { Test } from 'tap';
 import { connect, type Socket } from 'node:net';
 import { listenQueueDepth, listenOverflows, kernelQueuesReadable } from '../../src/metrics/kernel.js';
 import { fixture, until } from '../helpers/cli.js';
@@ -9,11 +10,16 @@ import { addon } from '../helpers/fdpass.js';
 
 const linux = process.platform === 'linux' && kernelQueuesReadable();
 
+/** The port of a socket listening on `host` with `backlog` that never accepts (for 8 s), killed with the test. */
+async function neverAccepting(t: Test, host: string, backlog: number): Promise<number> {
+  const child = spawn(process.execPath, [fixture('listen-no-accept.mjs')], { env: { ...process.env, HOST: host, BACKLOG: String(backlog), HOLD_MS: '8000' }, stdio: ['ignore', 'pipe', 'inherit'] });
+  t.teardown(() => child.kill('SIGKILL'));
+  return Number(await new Promise<string>((r) => child.stdout!.once('data', (d: Buffer) => r(d.toString()))));
+}
+
 t.test('reads the accept queue of a listening socket that never accepts', { skip: linux ? false : `no /proc/net/tcp on ${process.platform}` }, async (t) => {
   const BACKLOG = 5;
-  const child = spawn(process.execPath, [fixture('listen-no-accept.mjs')], { env: { ...process.env, HOST: '127.0.0.1', BACKLOG: String(BACKLOG), HOLD_MS: '8000' }, stdio: ['ignore', 'pipe', 'inherit'] });
-  t.teardown(() => child.kill('SIGKILL'));
-  const port = Number(await new Promise<string>((r) => child.stdout!.once('data', (d: Buffer) => r(d.toString()))));
+  const port = await neverAccepting(t, '127.0.0.1', BACKLOG);
   const clients: Socket[] = [];
   t.teardown(() => clients.forEach((c) => c.destroy()));
   const open = (n: number): void => {
@@ -42,9 +48,7 @@ t.test('reads the accept queue of a listening socket that never accepts', { skip
 });
 
 t.test('IPv6: both readers count a listener on ::1', { skip: linux ? false : `no /proc/net/tcp6 on ${process.platform}` }, async (t) => {
-  const child = spawn(process.execPath, [fixture('listen-no-accept.mjs')], { env: { ...process.env, HOST: '::1', BACKLOG: '5', HOLD_MS: '8000' }, stdio: ['ignore', 'pipe', 'inherit'] });
-  t.teardown(() => child.kill('SIGKILL'));
-  const port = Number(await new Promise<string>((r) => child.stdout!.once('data', (d: Buffer) => r(d.toString()))));
+  const port = await neverAccepting(t, '::1', 5);
   const clients = [0, 1].map(() => connect(port, '::1').on('error', () => {}));
   t.teardown(() => clients.forEach((c) => c.destroy()));
   await until(async () => (await listenQueueDepth(port)) === 2 && (await listenQueueDepth(port, 'proc')) === 2, 5000);
