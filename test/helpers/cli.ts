@@ -180,6 +180,21 @@ export async function reload(acc: Running): Promise<void> {
 
 export const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
+/**
+ * `p`, or a failure that names `what` after `ms`: a step that never settles (a client event that
+ * never comes) fails as itself, with the acceptor's last log lines, not as the whole file's timeout.
+ */
+export function within<T>(p: Promise<T>, what: string, acc?: Running, ms = 15_000): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => {
+      const last = acc ? `; last log lines:\n${acc.lines.slice(-8).map((l) => JSON.stringify(l)).join('\n')}` : '';
+      reject(new Error(`${what}: not within ${ms}ms${last}`));
+    }, ms);
+  });
+  return Promise.race([p, late]).finally(() => clearTimeout(timer));
+}
+
 /** Polls `fn` until it returns truthy or `ms` passes. */
 export async function until<T>(fn: () => T | Promise<T>, ms = 10_000, every = 25): Promise<T> {
   const end = Date.now() + ms;
