@@ -134,3 +134,21 @@ export function feed(server: Server, socket: net.Socket): void {
   Object.assign(socket, { server, _server: server });
   server.emit('connection', socket);
 }
+
+type AcceptOptions = { allowHalfOpen?: boolean; noDelay?: boolean; keepAlive?: boolean; keepAliveInitialDelay?: number };
+
+/**
+ * Gives a connection handed to this worker what `server`'s own accept would give it from the
+ * server's options (lib/net.js onconnection): no Nagle delay where it asks (node:http and https do
+ * by default: without it a response written in two parts waits for the client's delayed ACK,
+ * 40 ms), keep-alive probes, and a half-open socket (a client's FIN does not end the reply). Not
+ * half-open where a TLS server of the acceptor's stands in front (`halfOpen` false): that one
+ * owns the socket.
+ */
+export function adopt(server: Server, socket: net.Socket, halfOpen: boolean): void {
+  const o = server as unknown as AcceptOptions;
+  if (halfOpen && o.allowHalfOpen) socket.allowHalfOpen = true;
+  if (o.noDelay) socket.setNoDelay(true);
+  // The server keeps the delay in seconds, as its accept passes it to the handle.
+  if (o.keepAlive) socket.setKeepAlive(true, (o.keepAliveInitialDelay ?? 0) * 1000);
+}

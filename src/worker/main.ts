@@ -3,7 +3,7 @@
 import { createServer as createNetServer, type Socket } from 'node:net';
 import { createLogger } from '../log.js';
 import { AppError, loadApp, loadError, type App, type TcpHandler } from '../handler/load.js';
-import { ListenInterceptor } from '../handler/listen.js';
+import { ListenInterceptor, adopt } from '../handler/listen.js';
 import { divertShutdownSignals } from '../handler/signals.js';
 import { fetchListener } from '../handler/fetch.js';
 import { serveAppServer, type AppServing } from './app-server.js';
@@ -201,12 +201,17 @@ function onClose(this: Socket): void {
 // Where a connection goes, chosen once: the accept path makes no choice per connection.
 const httpServer = http?.server;
 const deliver: (socket: Socket) => void = tls ?? appServer?.take ?? (httpServer ? (s) => void httpServer.emit('connection', s) : serveTcp);
+// The server whose options (noDelay, keep-alive, half-open) each connection gets, as its own accept
+// would give them: the app's, or the acceptor's HTTP server. A bare TCP handler has none.
+const optionsFrom = app.form === 'server' ? app.server : httpServer;
+const halfOpen = appServer?.tlsServer === undefined;
 
 function serve(socket: Socket, key = 0): void {
   handled++;
   sockets.add(socket);
   if (keepKeys) keyOf.set(socket, key);
   socket.on('close', onClose);
+  if (optionsFrom) adopt(optionsFrom, socket, halfOpen);
   deliver(socket);
 }
 

@@ -6,6 +6,9 @@ import { fixture, run, start, tagged, workerPids, type LogLine } from '../helper
 import { get } from '../helpers/http.js';
 import { supportsReusePort } from '../../src/options.js';
 import { TCP_LISTEN } from '../../src/metrics/kernel.js';
+import { createServer as createHttpServer } from 'node:http';
+import { connect, createServer as createNetServer, type Server, type Socket } from 'node:net';
+import { adopt } from '../../src/handler/listen.js';
 
 async function failedStart(t: Test, app: string, args: string[] = [], env: Record<string, string> = {}): Promise<{ code: number | null; line: string; lines: LogLine[]; left: number[] }> {
   const acc = run(['--workers', '2', ...args, fixture(`apps/${app}`)], { wait: 'none', env });
@@ -103,3 +106,34 @@ for (const [strategy, own] of STRATEGIES) {
     t.equal(listening(workerPids(acc)[0]!).length, own);
   });
 }
+
+/** A real connection's server side, as net.Server's accept made it. */
+async function accepted(t: Test): Promise<Socket> {
+  const server = createNetServer();
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  const client = connect((server.address() as { port: number }).port, '127.0.0.1');
+  const socket = await new Promise<Socket>((r) => server.once('connection', r));
+  t.teardown(() => (client.destroy(), socket.destroy(), server.close()));
+  return socket;
+}
+
+t.test("adopt: a connection gets what its server's own accept gives it, from that server's options", async (t) => {
+  const cases: [string, Server, boolean, [boolean, unknown[][], unknown[][]]][] = [
+    // node:http asks for no Nagle delay and a half-open socket by default.
+    ['node:http', createHttpServer(), true, [true, [[true]], []]],
+    ['node:http behind the TLS server', createHttpServer(), false, [false, [[true]], []]],
+    ['node:http with noDelay: false', createHttpServer({ noDelay: false }), true, [true, [], []]],
+    // The server keeps the delay in seconds; the socket takes milliseconds.
+    ['node:net with keepAlive', createNetServer({ keepAlive: true, keepAliveInitialDelay: 30_000 }), true, [false, [], [[true, 30_000]]]],
+    ['node:net with allowHalfOpen', createNetServer({ allowHalfOpen: true }), true, [true, [], []]],
+    ['node:net, its defaults', createNetServer(), true, [false, [], []]],
+  ];
+  for (const [name, server, halfOpen, expected] of cases) {
+    const socket = await accepted(t);
+    // Recorded, and still made: the real calls run.
+    const noDelay = t.capture(socket, 'setNoDelay', socket.setNoDelay);
+    const keepAlive = t.capture(socket, 'setKeepAlive', socket.setKeepAlive);
+    adopt(server, socket, halfOpen);
+    t.same([socket.allowHalfOpen, noDelay.args(), keepAlive.args()], expected, name);
+  }
+});
