@@ -15,6 +15,12 @@ interface Client {
   got: string[];
   /** The close code and reason, or the status of a refused upgrade. */
   ended: Promise<{ code: number; reason: string; ms: number } | { status: number; body: string }>;
+  /**
+   * Its handshake done; rejects if it failed or the client ended first. Listened for from the
+   * start: a queued client may open while the test still awaits something else (the close of the
+   * one ahead of it), and a listener added after 'open' would wait for ever.
+   */
+  open: Promise<void>;
 }
 
 function client(port: number): Client {
@@ -31,21 +37,18 @@ function client(port: number): Client {
     });
     ws.on('error', () => {});
   });
-  return { ws, got, ended };
+  const open = new Promise<void>((resolve, reject) => {
+    ws.once('open', resolve);
+    ws.once('error', reject);
+    void ended.then((e) => reject(new Error(`ended before it opened: ${JSON.stringify(e)}`)));
+  });
+  open.catch(() => {}); // a client never waited for open (the refused one) is no unhandled rejection
+  return { ws, got, ended, open };
 }
 
 // Every wait on a client is bounded and named (within): ws emits neither 'open' nor 'error' for a
-// refused handshake when 'unexpected-response' is listened to, so that one ends the wait here.
-const opened = (c: Client, acc: Running): Promise<void> =>
-  within(
-    new Promise((resolve, reject) => {
-      c.ws.once('open', resolve);
-      c.ws.once('error', reject);
-      void c.ended.then((e) => reject(new Error(`ended before it opened: ${JSON.stringify(e)}`)));
-    }),
-    'the WebSocket opens',
-    acc,
-  );
+// refused handshake when 'unexpected-response' is listened to, so `open` ends on `ended` too.
+const opened = (c: Client, acc: Running): Promise<void> => within(c.open, 'the WebSocket opens', acc);
 const ended = (c: Client, acc: Running): Promise<Awaited<Client['ended']>> => within(c.ended, 'the WebSocket ends', acc);
 async function echo(c: Client, text: string): Promise<string> {
   const n = c.got.length;
