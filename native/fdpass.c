@@ -175,7 +175,6 @@ static void* handle_args(napi_env env, napi_callback_info info, size_t argc, nap
   return get_ptr(env, argv[0]);
 }
 
-// Refuses a connection with a TCP reset: the caller has no descriptor to answer it with.
 // The first argument as an int32 (a descriptor, a port): false with an exception pending.
 static bool int_arg(napi_env env, napi_callback_info info, int32_t* v) {
   size_t argc = 1;
@@ -185,6 +184,7 @@ static bool int_arg(napi_env env, napi_callback_info info, int32_t* v) {
   return false;
 }
 
+// Refuses a connection with a TCP reset: the caller has no descriptor to answer it with.
 static void close_with_reset(int fd) {
   struct linger l = {1, 0};
   setsockopt(fd, SOL_SOCKET, SO_LINGER, &l, sizeof l);

@@ -42,7 +42,8 @@ function kind(v: unknown): string {
   return name && name !== 'Object' ? `object (${name})` : 'object';
 }
 
-function timeout<T>(p: Promise<T>, ms: number, onTimeout: () => Error): Promise<T> {
+/** `p`, or `onTimeout()`'s error after `ms`; the timer never outlives `p`. */
+export function timeout<T>(p: Promise<T>, ms: number, onTimeout: () => Error): Promise<T> {
   let timer: NodeJS.Timeout;
   return Promise.race([p, new Promise<never>((_, reject) => (timer = setTimeout(() => reject(onTimeout()), ms)))]).finally(() => clearTimeout(timer));
 }

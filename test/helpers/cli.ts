@@ -5,6 +5,7 @@ import { randomUUID } from 'node:crypto';
 import { fileURLToPath } from 'node:url';
 import type { Readable } from 'node:stream';
 import { TCP_LISTEN } from '../../src/metrics/kernel.js';
+import { timeout } from '../../src/handler/load.js';
 
 export const CLI = fileURLToPath(new URL('../../dist/src/cli.js', import.meta.url));
 export const fixture = (name: string): string => fileURLToPath(new URL(`../fixtures/${name}`, import.meta.url));
@@ -185,14 +186,7 @@ export const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeou
  * never comes) fails as itself, with the acceptor's last log lines, not as the whole file's timeout.
  */
 export function within<T>(p: Promise<T>, what: string, acc?: Running, ms = 15_000): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const late = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => {
-      const last = acc ? `; last log lines:\n${acc.lines.slice(-8).map((l) => JSON.stringify(l)).join('\n')}` : '';
-      reject(new Error(`${what}: not within ${ms}ms${last}`));
-    }, ms);
-  });
-  return Promise.race([p, late]).finally(() => clearTimeout(timer));
+  return timeout(p, ms, () => new Error(`${what}: not within ${ms}ms${acc ? `; last log lines:\n${acc.lines.slice(-8).map((l) => JSON.stringify(l)).join('\n')}` : ''}`));
 }
 
 /** Polls `fn` until it returns truthy or `ms` passes. */
