@@ -7,7 +7,7 @@ import { cannon } from './load/cannon.js';
 import { storm, percentile, newTally, type Tally } from './load/storm.js';
 import { keepAlive } from './load/keepalive.js';
 import { fairness } from './load/fairness.js';
-import { sampler } from './sample.js';
+import { reloadedSoFar, reloadsDone, sampler } from './sample.js';
 import { reconcile, serverDelta } from './accounting.js';
 import { benchCert, findHaproxy, findNginx, startTarget, type Setup, type TargetSpec } from './targets.js';
 import { existsSync, rmSync } from 'node:fs';
@@ -43,7 +43,7 @@ const RELOAD_TARGETS = new Set(['handoff', 'handoff-ipc', 'cluster-rr', 'nginx']
 const RELOAD_EVERY_MS = 2000;
 const HTTPS: Scenario[] = ['https-keepalive', 'https-storm'];
 /** With --app: the scenarios that need no handler of the bench's own. */
-const APP_SCENARIOS: Scenario[] = ['keepalive', 'storm'];
+const APP_SCENARIOS: Scenario[] = ['keepalive', 'storm', 'reload'];
 /** Targets that serve HTTPS: the acceptor's strategies, cluster rr and nginx (ssl). */
 const HTTPS_TARGETS = new Set(['handoff', 'round-robin', 'shared', 'handoff-ipc', 'cluster-rr', 'nginx']);
 
@@ -60,7 +60,7 @@ const USAGE = `Usage: npm run bench -- [options]
   --out <dir>                where results go (default bench/results)
   --app <file>               a real app that listens on process.env.PORT (Express, Fastify, ...): the acceptor
                              serves it as its argument, cluster rr runs it under plain node:cluster, node:http as
-                             \`node app.js\`; scenarios keepalive and storm (GET /)
+                             \`node app.js\`; scenarios keepalive, storm and reload (GET /)
 `;
 
 export function parseBenchArgs(argv: string[]): BenchOptions | 'help' {
@@ -183,21 +183,38 @@ async function runOne(o: BenchOptions, scenario: Scenario, t: TargetSpec, nginxP
     }
     if (scenario === 'reload') {
       // SIGHUP to the acceptor's primary, cluster rr's primary, nginx's master: each one's reload.
-      let reloads = 0;
-      const k = await keepAlive(target.port, o.connections, ms, (elapsed) => {
-        if (elapsed >= (reloads + 1) * RELOAD_EVERY_MS && elapsed < ms - 500) {
-          reloads++;
+      // The acceptor's go one at a time (a SIGHUP during a reload is covered by that one, not a
+      // second), and the clients run until the last has ended, which on a loaded machine can be
+      // well after the duration: a reload the load did not see through would count for nothing.
+      const port = target.metricsPort;
+      const since = port === undefined ? undefined : await reloadedSoFar(port).catch(() => undefined);
+      const at: number[] = [];
+      let ending: Promise<boolean> | undefined;
+      let under = false;
+      let whole = true; // every reload ended within its 15 s
+      const k = await keepAlive(
+        target.port,
+        o.connections,
+        ms,
+        (elapsed) => {
+          if (under || elapsed < (at.length + 1) * RELOAD_EVERY_MS || elapsed >= ms - 500) return;
+          at.push(elapsed);
           process.kill(target.pid, 'SIGHUP');
-        }
-      });
+          if (port === undefined || since === undefined) return;
+          under = true;
+          ending = reloadsDone(port, since, at.length * setup.workers, 15_000).then((ok) => ((under = false), (whole &&= ok)));
+        },
+        () => ending,
+      );
       const lat = k.samples.map((s) => s[1]);
       // Requests begun in the second after a reload.
-      const after = k.samples.filter(([at]) => Array.from({ length: reloads }, (_, i) => (i + 1) * RELOAD_EVERY_MS).some((t0) => at >= t0 && at < t0 + 1000)).map((s) => s[1]);
+      const after = k.samples.filter(([t]) => at.some((t0) => t >= t0 && t < t0 + 1000)).map((s) => s[1]);
       Object.assign(r, { rate: (k.ok / k.elapsedMs) * 1000, p50: percentile(lat, 50), p99: percentile([...lat], 99), p999: percentile([...lat], 99.9), attempts: k.ok + k.failed, ok: k.ok });
-      r.reload = { reloads, failed: k.failed, reconnects: k.connects - o.connections, toldClose: k.toldClose, p99After: percentile(after, 99), migrated: undefined };
+      r.reload = { reloads: at.length, failed: k.failed, reconnects: k.connects - o.connections, toldClose: k.toldClose, p99After: percentile(after, 99), migrated: undefined };
       await new Promise((res) => setTimeout(res, 300));
       const samples = await stop();
-      if (samples.before && samples.after) r.reload.migrated = samples.after.migrated - samples.before.migrated;
+      // A reload that had not ended: what it moved would be counted in part, so nothing is.
+      if (samples.before && samples.after && whole) r.reload.migrated = samples.after.migrated - samples.before.migrated;
       return r;
     }
     if (scenario === 'keepalive' || scenario === 'https-keepalive') {

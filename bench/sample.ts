@@ -9,6 +9,8 @@ export interface ServerCounters {
   overflows: number | undefined;
   /** Connections a reload's old worker handed back (fdpass). */
   migrated: number;
+  /** Workers a rolling reload has replaced (their successors ready; the old ones drain after). */
+  reloaded: number;
 }
 
 export interface Samples {
@@ -35,11 +37,13 @@ function fetchText(port: number): Promise<string> {
   });
 }
 
-export function parse(text: string): { counters: ServerCounters; queue?: number; listenQueue?: number } {
+export function parse(text: string): { counters: ServerCounters; queue?: number; listenQueue?: number; workers: Record<string, number> } {
   const rejected: Record<string, number> = {};
   const errors: Record<string, number> = {};
   let accepted = 0;
   let migrated = 0;
+  let reloaded = 0;
+  const workers: Record<string, number> = {};
   let overflows: number | undefined;
   let queue: number | undefined;
   let listenQueue: number | undefined;
@@ -55,10 +59,12 @@ export function parse(text: string): { counters: ServerCounters; queue?: number;
     else if (name === 'acceptor_connection_errors_total') errors[reason] = value;
     else if (name === 'acceptor_listen_overflows_total') overflows = value;
     else if (name === 'acceptor_connections_migrated_total') migrated = value;
+    else if (name === 'acceptor_worker_restarts_total' && reason === 'reload') reloaded = value;
+    else if (name === 'acceptor_workers') workers[/state="([^"]+)"/.exec(labels)?.[1] ?? ''] = value;
     else if (name === 'acceptor_queue_depth') queue = value;
     else if (name === 'acceptor_listen_queue_depth') listenQueue = value;
   }
-  return { counters: { accepted, rejected, errors, overflows, migrated }, ...(queue !== undefined ? { queue } : {}), ...(listenQueue !== undefined ? { listenQueue } : {}) };
+  return { counters: { accepted, rejected, errors, overflows, migrated, reloaded }, workers, ...(queue !== undefined ? { queue } : {}), ...(listenQueue !== undefined ? { listenQueue } : {}) };
 }
 
 function rss(pid: number): number | undefined {
@@ -108,6 +114,30 @@ function treeCpu(pid: number): Map<number, number> {
     if (s !== undefined) m.set(p, s);
   }
   return m;
+}
+
+/** Workers replaced by rolling reloads so far. */
+export async function reloadedSoFar(metricsPort: number): Promise<number> {
+  return parse(await fetchText(metricsPort)).counters.reloaded;
+}
+
+/**
+ * Waits, up to `ms`, until rolling reloads have replaced `since + expected` workers and none is
+ * starting or draining (a reload counts a worker replaced when its successor is ready, and moves
+ * its connections after); resolves whether they had.
+ */
+export async function reloadsDone(metricsPort: number, since: number, expected: number, ms: number): Promise<boolean> {
+  const deadline = Date.now() + ms;
+  for (;;) {
+    try {
+      const p = parse(await fetchText(metricsPort));
+      if (p.counters.reloaded - since >= expected && !p.workers.starting && !p.workers.draining) return true;
+    } catch {
+      // a scrape that failed: the next one decides
+    }
+    if (Date.now() >= deadline) return false;
+    await new Promise((res) => setTimeout(res, 100));
+  }
 }
 
 /** Starts sampling every `everyMs`; call the result to stop and get the samples. */

@@ -1,7 +1,8 @@
 // Keep-alive clients as pools and browsers are: each holds one connection and sends its next request
 // as soon as the answer is in. A connection the server closes is opened again (a reconnect); a
 // request whose connection closes or fails before its answer is a failed request. Latency per
-// request, with its start time, so that the seconds after a reload can be told apart.
+// request, with its start time, so that the seconds after a reload can be told apart. `hold`, asked at
+// the deadline, keeps the clients going until what it returns settles (a reload under way).
 import { connect } from 'node:net';
 
 export interface KeepAliveResult {
@@ -19,12 +20,13 @@ export interface KeepAliveResult {
 
 const REQUEST = Buffer.from('GET / HTTP/1.1\r\nHost: bench\r\n\r\n');
 
-export async function keepAlive(port: number, n: number, durationMs: number, during?: (elapsedMs: number) => void): Promise<KeepAliveResult> {
+export async function keepAlive(port: number, n: number, durationMs: number, during?: (elapsedMs: number) => void, hold?: () => Promise<unknown> | undefined): Promise<KeepAliveResult> {
   const r: KeepAliveResult = { ok: 0, failed: 0, connects: 0, toldClose: 0, samples: [], elapsedMs: 0 };
   const t0 = performance.now();
-  const deadline = t0 + durationMs;
+  let over = false;
+  void new Promise((res) => setTimeout(res, durationMs)).then(() => hold?.()).catch(() => undefined).then(() => (over = true));
   const one = async (): Promise<void> => {
-    while (performance.now() < deadline) {
+    while (!over) {
       r.connects++;
       const socket = connect({ port, host: '127.0.0.1' });
       socket.setNoDelay(true);
@@ -35,7 +37,7 @@ export async function keepAlive(port: number, n: number, durationMs: number, dur
       socket.on('data', (d: string) => ((buf += d), wake?.()));
       socket.on('error', () => ((ended = true), wake?.()));
       socket.on('close', () => ((ended = true), wake?.()));
-      for (let again = true; again && performance.now() < deadline; ) {
+      for (let again = true; again && !over; ) {
         const start = performance.now();
         socket.write(REQUEST);
         for (;;) {
