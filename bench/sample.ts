@@ -9,8 +9,6 @@ export interface ServerCounters {
   overflows: number | undefined;
   /** Connections a reload's old worker handed back (fdpass). */
   migrated: number;
-  /** Workers a rolling reload has replaced (their successors ready; the old ones drain after). */
-  reloaded: number;
 }
 
 export interface Samples {
@@ -37,7 +35,11 @@ function fetchText(port: number): Promise<string> {
   });
 }
 
-export function parse(text: string): { counters: ServerCounters; queue?: number; listenQueue?: number; workers: Record<string, number> } {
+/**
+ * `reloaded`: workers rolling reloads have replaced (each counted when its successor is ready; the
+ * old one drains after); `workers`: how many are in each state.
+ */
+export function parse(text: string): { counters: ServerCounters; queue?: number; listenQueue?: number; reloaded: number; workers: Record<string, number> } {
   const rejected: Record<string, number> = {};
   const errors: Record<string, number> = {};
   let accepted = 0;
@@ -64,7 +66,7 @@ export function parse(text: string): { counters: ServerCounters; queue?: number;
     else if (name === 'acceptor_queue_depth') queue = value;
     else if (name === 'acceptor_listen_queue_depth') listenQueue = value;
   }
-  return { counters: { accepted, rejected, errors, overflows, migrated, reloaded }, workers, ...(queue !== undefined ? { queue } : {}), ...(listenQueue !== undefined ? { listenQueue } : {}) };
+  return { counters: { accepted, rejected, errors, overflows, migrated }, reloaded, workers, ...(queue !== undefined ? { queue } : {}), ...(listenQueue !== undefined ? { listenQueue } : {}) };
 }
 
 function rss(pid: number): number | undefined {
@@ -118,20 +120,19 @@ function treeCpu(pid: number): Map<number, number> {
 
 /** Workers replaced by rolling reloads so far. */
 export async function reloadedSoFar(metricsPort: number): Promise<number> {
-  return parse(await fetchText(metricsPort)).counters.reloaded;
+  return parse(await fetchText(metricsPort)).reloaded;
 }
 
 /**
  * Waits, up to `ms`, until rolling reloads have replaced `since + expected` workers and none is
- * starting or draining (a reload counts a worker replaced when its successor is ready, and moves
- * its connections after); resolves whether they had.
+ * starting or draining (the old ones move their connections as they drain); resolves whether they had.
  */
 export async function reloadsDone(metricsPort: number, since: number, expected: number, ms: number): Promise<boolean> {
   const deadline = Date.now() + ms;
   for (;;) {
     try {
       const p = parse(await fetchText(metricsPort));
-      if (p.counters.reloaded - since >= expected && !p.workers.starting && !p.workers.draining) return true;
+      if (p.reloaded - since >= expected && !p.workers.starting && !p.workers.draining) return true;
     } catch {
       // a scrape that failed: the next one decides
     }
