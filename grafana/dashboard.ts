@@ -93,10 +93,11 @@ panel('Hand-off latency', 'From the primary accepting a connection to a worker t
   [`histogram_quantile(0.99, sum by (instance, le) (rate(acceptor_dispatch_duration_seconds_bucket{${I}}[$__rate_interval])))`, 'p99 {{instance}}'],
   [`histogram_quantile(0.999, sum by (instance, le) (rate(acceptor_dispatch_duration_seconds_bucket{${I}}[$__rate_interval])))`, 'p99.9 {{instance}}'],
 ]);
-panel('Connections per worker', 'Open connections per worker against --max-connections: per-worker load; of them, upgraded ones (WebSockets), which hold their slot until they close.', 'short', [
+panel('Connections per worker', "Open connections per worker against --max-connections: per-worker load; of them, upgraded ones (WebSockets), which hold their slot until they close; and each worker's capacity where its descriptors or its app's own maxConnections allow fewer.", 'short', [
   [`sum by (instance, worker) (acceptor_worker_connections{${I}, ${W}})`, 'worker {{worker}} {{instance}}'],
   [`sum by (instance, worker) (acceptor_worker_upgraded_connections{${I}, ${W}})`, 'upgraded: worker {{worker}} {{instance}}'],
   [`max by (instance) (acceptor_worker_max_connections{${I}})`, 'max per worker {{instance}}'],
+  [`min by (instance, worker) (acceptor_worker_capacity{${I}, ${W}})`, 'capacity: worker {{worker}} {{instance}}'],
 ]);
 panel('Workers by state and restarts', 'Workers starting / ready / stalled / draining, and restarts by reason (crash, startup, watchdog, reload).', 'short', [
   [`sum by (instance, state) (acceptor_workers{${I}})`, '{{state}} {{instance}}'],

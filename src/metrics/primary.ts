@@ -89,6 +89,16 @@ export function primaryRegistry(opts: AcceptorOptions, s: PrimaryState): Registr
     }
   }
   new Gauge({ name: 'acceptor_worker_max_connections', help: 'Connections one worker holds before it counts as full (--max-connections).', registers }).set(opts.maxConnections);
+  new Gauge({
+    name: 'acceptor_worker_capacity',
+    help: "Connections each ready worker takes at most, as its worker last told: --max-connections, or fewer where its descriptors or its app server's own maxConnections allow fewer.",
+    labelNames: [LABEL_WORKER],
+    registers,
+    collect() {
+      this.reset();
+      for (const r of s.pool.ready) this.set({ [LABEL_WORKER]: String(r.slot) }, Math.min(opts.maxConnections, r.capacity));
+    },
+  });
   // Absent, not zero, where the kernel cannot tell.
   if (kernelQueuesReadable()) {
     new Gauge({

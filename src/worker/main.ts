@@ -1,12 +1,13 @@
 // A worker process: loads the user's handler, serves the connections it is given (handoff) or
 // accepts itself (round-robin / shared / reuseport), reports closes and heartbeats, drains.
-import { createServer as createNetServer, type Socket } from 'node:net';
+import { createServer as createNetServer, type Server, type Socket } from 'node:net';
 import { createLogger } from '../log.js';
 import { AppError, loadApp, loadError, type App, type TcpHandler } from '../handler/load.js';
 import { ListenInterceptor, adopt } from '../handler/listen.js';
 import { divertShutdownSignals } from '../handler/signals.js';
 import { fetchListener } from '../handler/fetch.js';
 import { serveAppServer, type AppServing } from './app-server.js';
+import { appLimit, atAppLimit, emitDrop } from './app-limit.js';
 import { busyFor, makeRefuse } from '../admission/busy.js';
 import { Counters, countOnce } from '../metrics/counters.js';
 import { snapshot } from '../metrics/totals.js';
@@ -137,20 +138,27 @@ function serveTcp(socket: Socket): void {
 // fdpass: hand-offs arrive on their own channel, and closes are told back on it.
 let fdpass: HandoffChannel | undefined;
 
-// handoff: the connections its descriptors can hold, told the primary when it changes; warned
-// once where the app's own descriptors leave fewer than --max-connections.
+// The app's own server, whose maxConnections (app-limit.ts) bounds this worker too.
+const limitedServer = app.form === 'server' ? app.server : undefined;
+
+// The connections its descriptors (handoff) and the app's maxConnections allow, told the primary
+// when it changes (handoff admits by it; every strategy shows it, acceptor_worker_capacity);
+// warned once where the app's own descriptors leave fewer than --max-connections.
 const limit = handoff ? nofile()?.soft : undefined;
 const budget = limit === undefined ? undefined : new DescriptorBudget(limit, () => sockets.size);
 let toldCap: number | undefined;
+let ownCap: number | undefined;
 function capacityChanged(): number | undefined {
-  if (!budget) return undefined;
-  const cap = budget.capacity();
-  if (cap === toldCap) return undefined;
-  if (cap < opts.maxConnections && (toldCap === undefined || toldCap >= opts.maxConnections)) {
-    log.warn({ limit, capacity: cap, maxConnections: opts.maxConnections }, 'worker descriptors hold fewer connections than --max-connections (the app holds the rest): the rest wait or are told busy');
+  const own = budget?.capacity();
+  if (own !== undefined && own < opts.maxConnections && (ownCap === undefined || ownCap >= opts.maxConnections)) {
+    log.warn({ limit, capacity: own, maxConnections: opts.maxConnections }, 'worker descriptors hold fewer connections than --max-connections (the app holds the rest): the rest wait or are told busy');
   }
+  ownCap = own;
+  const cap = Math.min(own ?? Infinity, appLimit(limitedServer));
+  // Nothing to tell where nothing has ever limited it; no limit any more goes as the largest number (JSON has no Infinity).
+  if (cap === toldCap || (toldCap === undefined && cap === Infinity)) return undefined;
   toldCap = cap;
-  return cap;
+  return Math.min(cap, Number.MAX_SAFE_INTEGER);
 }
 
 // Where the primary counts per client (--max-connections-per-client), closes are told by client
@@ -206,11 +214,23 @@ const deliver: (socket: Socket) => void = tls ?? appServer?.take ?? (httpServer 
 const optionsFrom = app.form === 'server' ? app.server : httpServer;
 const halfOpen = appServer?.tlsServer === undefined;
 
+const refuse = makeRefuse(busyFor(opts));
+
+/** Past the app's own maxConnections: told busy where node would close it unanswered; 'drop' as under node. */
+function refuseAtAppLimit(server: Server, socket: Socket): void {
+  counters.rejected.worker_full++;
+  emitDrop(server, socket);
+  refuse(socket);
+}
+
 function serve(socket: Socket, key = 0): void {
-  handled++;
   sockets.add(socket);
   if (keepKeys) keyOf.set(socket, key);
   socket.on('close', onClose);
+  // Handed over: the primary holds to the app's limit as last told; a lower one since is kept here.
+  // (The socket is kept and its close reported like any other: the primary counts its slot.)
+  if (handoff && limitedServer && atAppLimit(limitedServer)) return refuseAtAppLimit(limitedServer, socket);
+  handled++;
   if (optionsFrom) adopt(optionsFrom, socket, halfOpen);
   deliver(socket);
 }
@@ -218,7 +238,6 @@ function serve(socket: Socket, key = 0): void {
 // Strategies where the worker accepts: it is its own admission, --max-connections at most.
 let listener: ReturnType<typeof createNetServer> | undefined;
 if (!handoff) {
-  const refuse = makeRefuse(busyFor(opts));
   listener = createNetServer((socket) => {
     counters.accepted++;
     if (sockets.size >= opts.maxConnections || draining) {
@@ -226,6 +245,7 @@ if (!handoff) {
       refuse(socket);
       return;
     }
+    if (limitedServer && atAppLimit(limitedServer)) return refuseAtAppLimit(limitedServer, socket);
     serve(socket);
   });
   const reusePort = opts.strategy === 'reuseport';

@@ -34,5 +34,5 @@ t.test('well formed for Grafana provisioning and import', async (t) => {
   for (const want of ['Accept rate', 'Rejections by reason', 'Rejected share', 'queue: depth vs capacity', 'listen queue vs backlog', 'overflows', 'Hand-off latency', 'Connections per worker', 'restarts', 'Event-loop lag', 'Memory', 'TLS handshakes']) {
     t.match(titles, want, `has a panel for ${want}`);
   }
-  t.equal(queries().length, 21);
+  t.equal(queries().length, 22);
 });

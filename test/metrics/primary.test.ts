@@ -22,6 +22,7 @@ for (const c of cases) {
     const m = await scrape(acc.metricsPort);
     t.equal(info(m), `{strategy="${c.strategy}",transport="${c.transport}",protocol="${c.protocol}",version="${VERSION}"}`);
     t.equal(value(m, 'acceptor_worker_max_connections'), c.max, '--max-connections');
+    for (const w of ['1', '2']) t.equal(value(m, `acceptor_worker_capacity{worker="${w}"}`), c.max, `worker ${w} takes --max-connections (no app limit; its descriptors hold more)`);
     t.equal(value(m, 'acceptor_queue_capacity'), c.queue, "--backlog (the acceptor's queue; absent where the workers accept)");
     t.equal(value(m, 'acceptor_queue_depth'), c.queue === undefined ? undefined : 0);
     t.equal(value(m, 'acceptor_listen_backlog'), Math.min(c.listen, MAX), "the kernel's backlog");

@@ -145,6 +145,7 @@ t.test("a worker whose app holds descriptors takes only what the rest can hold: 
   t.ok(inWorker < 256 - 120, `the worker stopped short of its limit: ${inWorker} connections beside 120 files`);
   t.equal(value(m, 'acceptor_queue_depth'), 95, 'the rest wait, as many as the (capped) backlog holds');
   t.match(acc.lines.filter((l) => /worker descriptors hold fewer connections/.test(String(l.msg))), [{ level: 40, worker: 1, limit: 256, maxConnections: 192, capacity: inWorker }], 'said once, with the capacity used');
+  t.equal(value(m, 'acceptor_worker_capacity{worker="1"}'), inWorker, 'and shown');
   writeFileSync(join(dir, 'release'), '');
   const answers = await Promise.all(clients.map((c) => c.response));
   t.same(tally(answers), { 200: N - busy, 503: busy }, 'each served or told busy');
