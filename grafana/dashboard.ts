@@ -74,7 +74,7 @@ function endRow(): void {
 
 row('Admission');
 panel('Accept rate', 'New connections accepted per second (by the primary for handoff, by workers otherwise). Refused connections are accepted first, then told busy.', 'reqps', [[`sum by (instance) (rate(acceptor_connections_accepted_total{${I}}[$__rate_interval]))`, '{{instance}}']]);
-panel('Rejections by reason', 'Connections told busy per second: queue_full (backlog full), queue_timeout, no_worker, shutting_down, worker_full, client_limit (one client at --max-connections-per-client), displaced (a full fair queue gave a lighter client its place).', 'reqps', [[`sum by (instance, reason) (rate(acceptor_connections_rejected_total{${I}}[$__rate_interval]))`, '{{reason}} {{instance}}']], { stack: true });
+panel('Rejections by reason', 'Connections told busy per second: queue_full (backlog full), queue_timeout, no_worker, shutting_down, worker_full, client_limit (one client at --max-connections-per-client), displaced (a full fair queue gave a lighter client its place); and blocked, closed unanswered by the app server\'s blockList.', 'reqps', [[`sum by (instance, reason) (rate(acceptor_connections_rejected_total{${I}}[$__rate_interval]))`, '{{reason}} {{instance}}']], { stack: true });
 panel('Rejected share of attempts', 'Refused ÷ accepted: the share of clients told "server busy".', 'percentunit', [[`sum by (instance) (rate(acceptor_connections_rejected_total{${I}}[$__rate_interval])) / clamp_min(sum by (instance) (rate(acceptor_connections_accepted_total{${I}}[$__rate_interval])), 1e-9)`, '{{instance}}']], { min: 0, max: 1 });
 endRow();
 panel('Acceptor queue: depth vs capacity', "Connections waiting in the primary's own queue for a worker slot, against --backlog.", 'short', [

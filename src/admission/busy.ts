@@ -3,9 +3,12 @@
 import type { Socket } from 'node:net';
 import type { AcceptorOptions, Protocol, TlsBusy } from '../options.js';
 
-/** Why a connection was told busy. Label values of acceptor_connections_rejected_total. */
-export type RejectReason = 'queue_full' | 'queue_timeout' | 'shutting_down' | 'no_worker' | 'worker_full' | 'client_limit' | 'displaced';
-export const REJECT_REASONS: readonly RejectReason[] = ['queue_full', 'queue_timeout', 'shutting_down', 'no_worker', 'worker_full', 'client_limit', 'displaced'];
+/**
+ * Why a connection was refused: told busy, or (`blocked`, the app server's blockList) closed
+ * unanswered as node closes it. Label values of acceptor_connections_rejected_total.
+ */
+export type RejectReason = 'queue_full' | 'queue_timeout' | 'shutting_down' | 'no_worker' | 'worker_full' | 'client_limit' | 'displaced' | 'blocked';
+export const REJECT_REASONS: readonly RejectReason[] = ['queue_full', 'queue_timeout', 'shutting_down', 'no_worker', 'worker_full', 'client_limit', 'displaced', 'blocked'];
 
 /** How long a refused socket may stay open waiting for the client to close after reading "busy". */
 const LINGER_MS = 2000;

@@ -4,7 +4,7 @@
 /** Series shared by the primary and the workers: summed across the cluster on scrape. */
 export const SHARED = {
   accepted: { name: 'acceptor_connections_accepted_total', help: 'Connections accepted: by the primary (handoff) or by workers (other strategies). A connection later told busy was accepted too.' },
-  rejected: { name: 'acceptor_connections_rejected_total', help: 'Connections told busy (HTTP 503, tcp busy line or reset), by reason.' },
+  rejected: { name: 'acceptor_connections_rejected_total', help: "Connections refused, by reason: told busy (HTTP 503, tcp busy line or reset), or for blocked (the app server's blockList) closed unanswered, as node does." },
   errors: { name: 'acceptor_connection_errors_total', help: 'Connections that ended in an error rather than served or refused, by reason.' },
 } as const;
 

@@ -7,7 +7,7 @@ import { ListenInterceptor, adopt } from '../handler/listen.js';
 import { divertShutdownSignals } from '../handler/signals.js';
 import { fetchListener } from '../handler/fetch.js';
 import { serveAppServer, type AppServing } from './app-server.js';
-import { appLimit, atAppLimit, emitDrop } from './app-limit.js';
+import { appLimit, atAppLimit, blocked, emitDrop } from './app-accept.js';
 import { busyFor, makeRefuse } from '../admission/busy.js';
 import { Counters, countOnce } from '../metrics/counters.js';
 import { snapshot } from '../metrics/totals.js';
@@ -138,7 +138,7 @@ function serveTcp(socket: Socket): void {
 // fdpass: hand-offs arrive on their own channel, and closes are told back on it.
 let fdpass: HandoffChannel | undefined;
 
-// The app's own server, whose maxConnections (app-limit.ts) bounds this worker too.
+// The app's own server, whose maxConnections (app-accept.ts) bounds this worker too.
 const limitedServer = app.form === 'server' ? app.server : undefined;
 
 // The connections its descriptors (handoff) and the app's maxConnections allow, told the primary
@@ -223,13 +223,29 @@ function refuseAtAppLimit(server: Server, socket: Socket): void {
   refuse(socket);
 }
 
+/** A client the app's blockList denies: closed unanswered, as node closes it (no busy answer to a client it will not serve). */
+function refuseBlocked(socket: Socket): void {
+  counters.rejected.blocked++;
+  socket.on('error', () => {});
+  socket.destroy();
+}
+
+/** What the app server's own accept would refuse (app-accept.ts), in its order: true when refused here. */
+function refusedByApp(server: Server, socket: Socket): boolean {
+  if (atAppLimit(server)) refuseAtAppLimit(server, socket);
+  else if (blocked(server, socket)) refuseBlocked(socket);
+  else return false;
+  return true;
+}
+
 function serve(socket: Socket, key = 0): void {
   sockets.add(socket);
   if (keepKeys) keyOf.set(socket, key);
   socket.on('close', onClose);
-  // Handed over: the primary holds to the app's limit as last told; a lower one since is kept here.
-  // (The socket is kept and its close reported like any other: the primary counts its slot.)
-  if (handoff && limitedServer && atAppLimit(limitedServer)) return refuseAtAppLimit(limitedServer, socket);
+  // Handed over: the app's blockList applies here, and its limit as the primary last heard it; a
+  // lower one since is kept here. (The socket is kept and its close reported like any other: the
+  // primary counts its slot.)
+  if (handoff && limitedServer && refusedByApp(limitedServer, socket)) return;
   handled++;
   if (optionsFrom) adopt(optionsFrom, socket, halfOpen);
   deliver(socket);
@@ -245,7 +261,7 @@ if (!handoff) {
       refuse(socket);
       return;
     }
-    if (limitedServer && atAppLimit(limitedServer)) return refuseAtAppLimit(limitedServer, socket);
+    if (limitedServer && refusedByApp(limitedServer, socket)) return;
     serve(socket);
   });
   const reusePort = opts.strategy === 'reuseport';

@@ -1,8 +1,9 @@
-// An app server's own maxConnections holds under the acceptor as under node, with the acceptor's
-// promises kept: past it a connection waits (handoff) or is told busy, never closed unanswered.
+// What an app server's own accept enforces holds under the acceptor as under node, with the
+// acceptor's promises kept: past its maxConnections a connection waits (handoff) or is told busy,
+// never closed unanswered; a client its blockList denies is closed, as node closes it, and counted.
 import t from 'tap';
-import { createServer, type Server } from 'node:net';
-import { appLimit, atAppLimit } from '../../src/worker/app-limit.js';
+import { BlockList, connect, createServer, Server, type ServerOpts } from 'node:net';
+import { appLimit, atAppLimit, blocked } from '../../src/worker/app-accept.js';
 import { fixture, start, within } from '../helpers/cli.js';
 import { get, rawRequest } from '../helpers/http.js';
 import { scrape, untilValue, value } from '../helpers/metrics.js';
@@ -97,3 +98,41 @@ t.test("shared: the worker accepts, so past the app's limit it says busy (worker
   t.equal(drops.length, 1, 'one drop');
   t.match(drops[0], { localAddress: '127.0.0.1', localPort: acc.port, localFamily: 'IPv4', remoteAddress: '127.0.0.1', remoteFamily: 'IPv4', remotePort: Number });
 });
+
+t.test('blocked: by the server\'s blockList where it has one, by the client\'s address and family', async (t) => {
+  const list = new BlockList();
+  list.addAddress('127.0.0.2');
+  list.addAddress('::2', 'ipv6');
+  const server = Object.assign(createServer(), { blockList: list });
+  const from = (remoteAddress: string | undefined) => ({ remoteAddress }) as unknown as import('node:net').Socket;
+  t.same(['127.0.0.2', '127.0.0.1', '::2', '::1', undefined].map((a) => blocked(server, from(a))), [true, false, true, false, false]);
+  t.equal(blocked(createServer(), from('127.0.0.2')), false, 'no blockList: none blocked');
+});
+
+// Node keeps a server's blockList from 22.13 (and 23.4); before, it applies none, and neither does the acceptor.
+const keepsBlockList = ((): boolean => {
+  const list = new BlockList();
+  return (new Server({ blockList: list } as ServerOpts) as Server & { blockList?: BlockList }).blockList === list;
+})();
+
+/** Connects from `localAddress` and resolves with all the server sent before it closed. */
+function from(localAddress: string, port: number): Promise<string> {
+  return new Promise((resolve) => {
+    let data = '';
+    const s = connect({ port, host: '127.0.0.1', localAddress });
+    s.setEncoding('latin1').on('data', (d: string) => (data += d));
+    s.on('error', () => {});
+    s.on('close', () => resolve(data));
+  });
+}
+
+for (const strategy of ['handoff', 'shared'] as const) {
+  t.test(`${strategy}: the app's blockList, as node ${process.version} applies it: ${keepsBlockList ? 'a denied client closed unanswered, counted blocked' : 'none (this Node keeps no blockList)'}`, async (t) => {
+    const acc = await start(['--workers', '1', '--strategy', strategy, '--protocol', 'tcp', fixture('apps/block-list.mjs')]);
+    t.teardown(() => acc.stop('SIGKILL'));
+    t.equal(await within(from('127.0.0.2', acc.port), 'the connection from 127.0.0.2 ends', acc), keepsBlockList ? '' : 'hello\n');
+    t.equal(await within(from('127.0.0.1', acc.port), 'the connection from 127.0.0.1 ends', acc), 'hello\n', 'another client served');
+    const m = await scrape(acc.metricsPort);
+    t.same([handled(m), value(m, 'acceptor_connections_rejected_total{reason="blocked"}'), value(m, 'acceptor_connections_rejected_total{reason="worker_full"}')], keepsBlockList ? [1, 1, 0] : [2, 0, 0]);
+  });
+}
