@@ -189,20 +189,18 @@ async function runOne(o: BenchOptions, scenario: Scenario, t: TargetSpec, nginxP
       const port = target.metricsPort;
       const since = port === undefined ? undefined : await reloadedSoFar(port).catch(() => undefined);
       const at: number[] = [];
-      let ending: Promise<boolean> | undefined;
-      let under = false;
+      let ending: Promise<void> | undefined; // the reload under way's end
       let whole = true; // every reload ended within its 15 s
       const k = await keepAlive(
         target.port,
         o.connections,
         ms,
         (elapsed) => {
-          if (under || elapsed < (at.length + 1) * RELOAD_EVERY_MS || elapsed >= ms - 500) return;
+          if (ending || elapsed < (at.length + 1) * RELOAD_EVERY_MS || elapsed >= ms - 500) return;
           at.push(elapsed);
           process.kill(target.pid, 'SIGHUP');
           if (port === undefined || since === undefined) return;
-          under = true;
-          ending = reloadsDone(port, since, at.length * setup.workers, 15_000).then((ok) => ((under = false), (whole &&= ok)));
+          ending = reloadsDone(port, since, at.length * setup.workers, 15_000).then((ok) => void ((ending = undefined), (whole &&= ok)));
         },
         () => ending,
       );

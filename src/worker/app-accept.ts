@@ -1,12 +1,13 @@
-// What an app server's own accept enforces (lib/net.js onconnection), kept for the connections it
-// is given. Its `blockList` (Node >= 22.13): a client it denies is closed unanswered, as node closes
-// it, and counted `blocked`. Its `maxConnections`: past it node drops a connection, and the server
-// emits 'drop'. Under the acceptor the limit is
-// part of the worker's capacity, so the primary holds back what is past it: the connection waits
-// in the queue (--backlog) or is told busy there, as admission says. One that reaches the worker
-// past the limit anyway (lowered since the worker last told the primary, or a strategy where the
-// worker accepts) is told busy rather than closed unanswered, counted `worker_full`, and the
-// server's 'drop' listeners hear of it as they would under node.
+// What an app server's own accept enforces (lib/net.js onconnection), in its order, kept for the
+// connections it is given.
+// - `maxConnections`: past it node drops a connection, and the server emits 'drop'. Under the
+//   acceptor the limit is part of the worker's capacity, so the primary holds back what is past it:
+//   the connection waits in the queue (--backlog) or is told busy there, as admission says. One
+//   that reaches the worker past the limit anyway (lowered since the worker last told the primary,
+//   or a strategy where the worker accepts) is told busy rather than closed unanswered, counted
+//   `worker_full`, and the server's 'drop' listeners hear of it as they would under node.
+// - `blockList` (Node >= 22.13): a client it denies is closed unanswered, as node closes it, and
+//   counted `blocked`.
 import { isIP, type BlockList, type Server, type Socket } from 'node:net';
 
 type Counted = { maxConnections?: unknown; _connections?: number; blockList?: BlockList };

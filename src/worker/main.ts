@@ -138,8 +138,8 @@ function serveTcp(socket: Socket): void {
 // fdpass: hand-offs arrive on their own channel, and closes are told back on it.
 let fdpass: HandoffChannel | undefined;
 
-// The app's own server, whose maxConnections (app-accept.ts) bounds this worker too.
-const limitedServer = app.form === 'server' ? app.server : undefined;
+// The app's own server (forms 1 and 2), whose maxConnections and blockList (app-accept.ts) hold here too.
+const ownServer = app.form === 'server' ? app.server : undefined;
 
 // The connections its descriptors (handoff) and the app's maxConnections allow, told the primary
 // when it changes (handoff admits by it; every strategy shows it, acceptor_worker_capacity);
@@ -154,7 +154,7 @@ function capacityChanged(): number | undefined {
     log.warn({ limit, capacity: own, maxConnections: opts.maxConnections }, 'worker descriptors hold fewer connections than --max-connections (the app holds the rest): the rest wait or are told busy');
   }
   ownCap = own;
-  const cap = Math.min(own ?? Infinity, appLimit(limitedServer));
+  const cap = Math.min(own ?? Infinity, appLimit(ownServer));
   // Nothing to tell where nothing has ever limited it; no limit any more goes as the largest number (JSON has no Infinity).
   if (cap === toldCap || (toldCap === undefined && cap === Infinity)) return undefined;
   toldCap = cap;
@@ -211,7 +211,7 @@ const httpServer = http?.server;
 const deliver: (socket: Socket) => void = tls ?? appServer?.take ?? (httpServer ? (s) => void httpServer.emit('connection', s) : serveTcp);
 // The server whose options (noDelay, keep-alive, half-open) each connection gets, as its own accept
 // would give them: the app's, or the acceptor's HTTP server. A bare TCP handler has none.
-const optionsFrom = app.form === 'server' ? app.server : httpServer;
+const optionsFrom = ownServer ?? httpServer;
 const halfOpen = appServer?.tlsServer === undefined;
 
 const refuse = makeRefuse(busyFor(opts));
@@ -245,7 +245,7 @@ function serve(socket: Socket, key = 0): void {
   // Handed over: the app's blockList applies here, and its limit as the primary last heard it; a
   // lower one since is kept here. (The socket is kept and its close reported like any other: the
   // primary counts its slot.)
-  if (handoff && limitedServer && refusedByApp(limitedServer, socket)) return;
+  if (handoff && ownServer && refusedByApp(ownServer, socket)) return;
   handled++;
   if (optionsFrom) adopt(optionsFrom, socket, halfOpen);
   deliver(socket);
@@ -261,7 +261,7 @@ if (!handoff) {
       refuse(socket);
       return;
     }
-    if (limitedServer && refusedByApp(limitedServer, socket)) return;
+    if (ownServer && refusedByApp(ownServer, socket)) return;
     serve(socket);
   });
   const reusePort = opts.strategy === 'reuseport';

@@ -33,10 +33,10 @@ export interface Pending {
   connected: Promise<void>;
 }
 
-/** A connection for hand-written bytes: what it has received so far, and all of it once it closes. */
-export function rawClient(port: number, host = '127.0.0.1'): { s: Socket; data: () => string; closed: Promise<{ data: string; ms: number }> } {
+/** A connection for hand-written bytes (from `localAddress`, if given): what it has received so far, and all of it once it closes. */
+export function rawClient(port: number, host = '127.0.0.1', localAddress?: string): { s: Socket; data: () => string; closed: Promise<{ data: string; ms: number }> } {
   const t0 = Date.now();
-  const s = connect(port, host);
+  const s = connect({ port, host, ...(localAddress ? { localAddress } : {}) });
   let data = '';
   s.setEncoding('latin1').on('data', (d: string) => (data += d));
   s.on('error', () => {});

@@ -2,10 +2,10 @@
 // acceptor's promises kept: past its maxConnections a connection waits (handoff) or is told busy,
 // never closed unanswered; a client its blockList denies is closed, as node closes it, and counted.
 import t from 'tap';
-import { BlockList, connect, createServer, Server, type ServerOpts } from 'node:net';
+import { BlockList, createServer, Server, type ServerOpts, type Socket } from 'node:net';
 import { appLimit, atAppLimit, blocked } from '../../src/worker/app-accept.js';
 import { fixture, start, within } from '../helpers/cli.js';
-import { get, rawRequest } from '../helpers/http.js';
+import { get, rawClient, rawRequest } from '../helpers/http.js';
 import { scrape, untilValue, value } from '../helpers/metrics.js';
 
 const APP = fixture('apps/max-connections.mjs');
@@ -104,7 +104,7 @@ t.test('blocked: by the server\'s blockList where it has one, by the client\'s a
   list.addAddress('127.0.0.2');
   list.addAddress('::2', 'ipv6');
   const server = Object.assign(createServer(), { blockList: list });
-  const from = (remoteAddress: string | undefined) => ({ remoteAddress }) as unknown as import('node:net').Socket;
+  const from = (remoteAddress: string | undefined): Socket => ({ remoteAddress }) as unknown as Socket;
   t.same(['127.0.0.2', '127.0.0.1', '::2', '::1', undefined].map((a) => blocked(server, from(a))), [true, false, true, false, false]);
   t.equal(blocked(createServer(), from('127.0.0.2')), false, 'no blockList: none blocked');
 });
@@ -115,16 +115,8 @@ const keepsBlockList = ((): boolean => {
   return (new Server({ blockList: list } as ServerOpts) as Server & { blockList?: BlockList }).blockList === list;
 })();
 
-/** Connects from `localAddress` and resolves with all the server sent before it closed. */
-function from(localAddress: string, port: number): Promise<string> {
-  return new Promise((resolve) => {
-    let data = '';
-    const s = connect({ port, host: '127.0.0.1', localAddress });
-    s.setEncoding('latin1').on('data', (d: string) => (data += d));
-    s.on('error', () => {});
-    s.on('close', () => resolve(data));
-  });
-}
+/** All the server sent a connection from `localAddress` before it closed. */
+const from = (localAddress: string, port: number): Promise<string> => rawClient(port, '127.0.0.1', localAddress).closed.then((r) => r.data);
 
 for (const strategy of ['handoff', 'shared'] as const) {
   t.test(`${strategy}: the app's blockList, as node ${process.version} applies it: ${keepsBlockList ? 'a denied client closed unanswered, counted blocked' : 'none (this Node keeps no blockList)'}`, async (t) => {
