@@ -59,6 +59,22 @@ t.test('handoff: a limit the app lowers while it runs is told the primary; the n
   t.same(reasons(await scrape(acc.metricsPort)), [0, 0], 'nobody refused');
 });
 
+t.test('shared: a limit the app lifts again (maxConnections 0) is told the primary as none: --max-connections holds again', async (t) => {
+  // No limit goes over IPC as the largest number: JSON has no Infinity, and a null capacity reads
+  // as 0. (Under handoff the descriptor budget bounds it anyway: there the lesser is finite.)
+  const acc = await start(['--workers', '1', '--strategy', 'shared', '--max-connections', '10', APP], { env: { APP_MAX_CONNECTIONS: '1' } });
+  t.teardown(() => acc.stop('SIGKILL'));
+  await untilValue(acc.metricsPort, 'acceptor_worker_capacity{worker="1"}', 1);
+  t.same((await get(acc.port, '/limit?n=0')).body, 'limit 0\n');
+  await untilValue(acc.metricsPort, 'acceptor_worker_capacity{worker="1"}', 10);
+  const held = [rawRequest(acc.port, '/hold'), rawRequest(acc.port, '/hold')];
+  await untilValue(acc.metricsPort, 'acceptor_worker_connections{worker="1"}', 2);
+  const r = await within(rawRequest(acc.port, '/').response, 'a third beside the two held', acc);
+  t.same([r.status, r.body], [200, 'node\n'], 'three at once, past the old limit of 1');
+  t.same(reasons(await scrape(acc.metricsPort)), [0, 0], 'nobody refused');
+  for (const h of held) h.socket.destroy();
+});
+
 t.test('handoff: a connection handed over before the primary heard of a lower limit is told busy (worker_full), and the app hears the drop', async (t) => {
   // The app lowers its limit to 1 and then keeps its event loop busy: the worker can tell the
   // primary nothing, so the primary hands the next connection over by the limit it knew (5).
