@@ -60,7 +60,9 @@ export function createHttp(handler: HttpHandler, opts: AcceptorOptions, counters
     // Stryker disable next-line MethodExpression: a 100 ms ceiling instead of a floor checks more often, equivalent; the larger timeout instead of the smaller checks every 500 ms in the test's slowloris case, inside the bound a test can hold on a loaded machine
     connectionsCheckingInterval: Math.max(100, Math.min(1000, Math.min(opts.headersTimeout, opts.requestTimeout) / 4)),
   };
-  const sessions = new Set<Http2Session>();
+  // Open HTTP/2 sessions, each with the connection it runs on, read while the session has one:
+  // a client's reset is reported once the session is destroyed and its socket gone.
+  const sessions = new Map<Http2Session, object>();
   let server: Server;
   if (!credentials) server = createServer(timeouts, listener);
   else if (!opts.http2) server = createHttpsServer({ ...timeouts, cert: credentials.cert, key: credentials.key, ALPNProtocols: ['http/1.1'] }, listener) as unknown as Server;
@@ -69,17 +71,16 @@ export function createHttp(handler: HttpHandler, opts: AcceptorOptions, counters
     // Its HTTP/1.1 side reads these from the server object, as node:http does.
     Object.assign(h2, timeouts);
     h2.on('session', (s: Http2Session) => {
-      sessions.add(s);
+      // session.socket is a proxy to the TLS socket; `_parent` through it is the raw connection.
+      sessions.set(s, (s.socket as unknown as { _parent?: object })._parent ?? s);
       // Stryker disable next-line ArrowFunction,StringLiteral: forgetting a closed session saves memory; closing it again at a drain does nothing
       s.once('close', () => sessions.delete(s));
       if (draining) s.close();
     });
     // A client that rejects the certificate sends its alert after the server's side of the
-    // handshake is done; under HTTP/2 it surfaces here. Other session errors: the client's.
-    // Stryker disable next-line BlockStatement,StringLiteral: each such failure in the tests is counted once (countOnce) by 'clientError' below as well
+    // handshake is done; under HTTP/2 it surfaces here. Other session errors: the client's (a reset).
     h2.on('sessionError', (err: NodeJS.ErrnoException, session: Http2Session) => {
-      const socket = session.socket as unknown as object;
-      countOnce(counters, socket, socketErrorReason(err));
+      countOnce(counters, sessions.get(session) ?? session, socketErrorReason(err));
     });
     server = h2 as unknown as Server;
   }
@@ -114,7 +115,7 @@ export function createHttp(handler: HttpHandler, opts: AcceptorOptions, counters
       draining = true;
       closeIdleAfterGrace(server);
       // HTTP/2: GOAWAY; streams in flight finish, then the session closes.
-      for (const s of sessions) s.close();
+      for (const s of sessions.keys()) s.close();
       endKeepAlive(sockets);
     },
   };
