@@ -15,6 +15,7 @@ export interface FdpassAddon {
   /**
    * Accepts on a dup of `fd` (close your copy); one call per wake-up with the batch (at most
    * `maxBatch`, 1024). With `p4` and `p6` each connection's client key (admission/client.ts) comes in `keys`.
+   * The arrays are views over buffers the addon keeps: read them during the call, copy what you keep.
    */
   listen(fd: number, onBatch: (fds: Int32Array, failed: number, errno: number, keys: Float64Array) => void, maxBatch?: number, p4?: number, p6?: number): Listener;
   unlisten(l: Listener): void;
@@ -32,7 +33,7 @@ export interface FdpassAddon {
   takeMoved(ch: Channel): { fds: Int32Array; keys: Float64Array; lost: number } | null;
   /** Client keys of the closes read since the last take (reportKeys()); each is also in the counts reports() and onClosed give. */
   takeClosedKeys(ch: Channel): Float64Array | null;
-  /** `keys`: each hand-off's client key; `missingKeys`: those of the hand-offs the kernel dropped. */
+  /** `keys`: each hand-off's client key; `missingKeys`: those of the hand-offs the kernel dropped. The arrays are valid during the call, as listen()'s. */
   receiver(fd: number, onBatch: (fds: Int32Array, at: Float64Array, missing: number, keys: Float64Array, missingKeys: Float64Array) => void): Receiver;
   /** Adds `n` closed connections to tell the primary; 0, or the errno if it cannot be told. */
   report(rx: Receiver, n: number): number;

@@ -159,6 +159,34 @@ t.test('out of descriptors in the worker: the kernel drops the rest, and the wor
   addon.reclaim(ch);
 });
 
+// A batch's arrays are views over buffers made once: no backing store per wake-up.
+t.test('listen: each batch is a view of its exact length over one kept buffer; a buffer the callback detaches is replaced, never written', async (t) => {
+  const server = createServer();
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  const port = (server.address() as { port: number }).port;
+  const batches: { fds: number[]; length: number; buffer: ArrayBuffer }[] = [];
+  const l = addon.listen((server as unknown as { _handle: { fd: number } })._handle.fd, (fds) => {
+    batches.push({ fds: [...fds], length: fds.length, buffer: fds.buffer as ArrayBuffer });
+    // The first batch's buffer is taken away from the addon (transferred, so detached).
+    if (batches.length === 1) structuredClone(fds.buffer, { transfer: [fds.buffer as ArrayBuffer] });
+  });
+  server.close();
+  t.teardown(() => addon.unlisten(l));
+  const clients: Socket[] = [];
+  for (let i = 0; i < 3; i++) {
+    clients.push(connect(port, '127.0.0.1').on('error', () => {}));
+    await until(() => batches.length === i + 1);
+  }
+  t.same(batches.map((b) => b.length), [1, 1, 1], 'one connection each, arrays of that length');
+  t.ok(batches.every((b) => fstatSync(b.fds[0]!).isSocket()), 'each a connected socket');
+  t.equal(new Set(batches.map((b) => b.fds[0])).size, 3, 'three descriptors');
+  t.equal(batches[0]!.buffer.byteLength, 0, 'the first buffer was detached');
+  t.not(batches[1]!.buffer, batches[0]!.buffer, 'so the next batch came in a new one');
+  t.equal(batches[2]!.buffer, batches[1]!.buffer, 'which is kept for the batches after it');
+  for (const b of batches) addon.reset(b.fds[0]!);
+  clients.forEach((c) => c.destroy());
+});
+
 t.test('listen: every connection arrives in a batch; unlisten closes the socket', async (t) => {
   const server = createServer();
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
