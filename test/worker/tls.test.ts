@@ -9,7 +9,7 @@ import { X509Certificate } from 'node:crypto';
 import { join } from 'node:path';
 import { connect as netConnect } from 'node:net';
 import { connect as tlsConnect } from 'node:tls';
-import { start, run, fixture, until, workerPids, TRANSPORTS, type Running } from '../helpers/cli.js';
+import { start, run, fixture, until, fileWhenWritten, workerPids, TRANSPORTS, type Running } from '../helpers/cli.js';
 import { read, scrape, value, untilValue } from '../helpers/metrics.js';
 import { connect as h2Connect } from 'node:http2';
 import { makeCert, makeChain, skipOpenssl, tlsRequest, h2Get, type TlsResult } from '../helpers/tls.js';
@@ -298,29 +298,33 @@ t.test('HTTP/2: a handler that throws answers 500 without details (no Connection
 });
 
 // curl --http2 resets its connection now and then on Node 24 (data of the server's left unread at its
-// close); Node 24 reports that session error once the session is destroyed and its socket gone.
-t.test('HTTP/2: a client that resets its connection after its answer is counted once as client_reset; the worker lives and serves on', { skip: skipOpenssl }, async (t) => {
-  const c = makeCert(t.testdir());
-  const acc = await start(['--workers', '1', '--host', '127.0.0.1', ...tlsArgs(c)]);
+// close), and Node reports the session's error once the session is destroyed and its socket gone.
+// The reset comes once the server has read all the client sent (the request waits on the handler,
+// the client's settings acknowledgment is in): a reset right behind unread data is reported by
+// libuv as a plain end (POLLHUP after a partial read), with no error to count.
+t.test('HTTP/2: a client that resets its connection is counted once as client_reset; the worker lives and serves on', { skip: skipOpenssl }, async (t) => {
+  const dir = t.testdir();
+  const c = makeCert(dir);
+  const holdFile = join(dir, 'release');
+  const seen = join(dir, 'seen');
+  const acc = await start(['--workers', '1', '--host', '127.0.0.1', '--handler', fixture('hold.mjs'), ...tlsArgs(c)], { env: { HOLD_FILE: holdFile, HOLD_SEEN: seen } });
   t.teardown(() => acc.stop('SIGKILL'));
   const [pid] = workerPids(acc);
   const raw = netConnect(acc.port, '127.0.0.1');
   raw.on('error', () => {});
   const session = h2Connect(`https://localhost:${acc.port}`, { createConnection: () => tlsConnect({ socket: raw, ca: c.ca, servername: 'localhost', ALPNProtocols: ['h2'] }) });
   session.on('error', () => {});
-  const req = session.request({ ':path': '/' });
-  let status = 0;
-  req.on('response', (h) => (status = Number(h[':status'])));
-  req.resume();
-  await new Promise((r) => req.on('end', r));
-  t.equal(status, 200, 'answered');
+  session.request({ ':path': '/held' }).on('error', () => {});
+  t.equal(await fileWhenWritten(seen), '/held', 'the request reached the handler');
   raw.resetAndDestroy();
   const resets = (): Promise<number> => read(acc.metricsPort, 'acceptor_connection_errors_total{reason="client_reset"}');
   // Until the reset is counted, or the worker is gone: then the exact values say which.
   await until(async () => (await resets()) === 1 || workerPids(acc)[0] !== pid, 10_000).catch(() => undefined);
   t.same({ resets: await resets(), workers: workerPids(acc) }, { resets: 1, workers: [pid] }, 'counted once, by the same worker');
+  writeFileSync(holdFile, '');
   t.equal((await h2Get(acc.port, c.ca)).status, 200, 'and the next client is served');
   t.equal(await read(acc.metricsPort, 'acceptor_worker_restarts_total{reason="crash"}'), 0, 'no crash');
+  t.equal(await resets(), 1, 'and the held answer, written to the reset stream, counts nothing more');
 });
 
 t.test('an HTTP/2 session that starts after the drain began gets GOAWAY at once; exit 0', { skip: skipOpenssl }, async (t) => {
