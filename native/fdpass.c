@@ -156,26 +156,23 @@ typedef struct {
   size_t bytes;
 } pinned_t;
 
+static void pinned_free(napi_env env, pinned_t* p) {
+  if (p->ref) napi_delete_reference(env, p->ref);
+  p->ref = NULL;
+}
+
 static napi_value pinned_view(napi_env env, pinned_t* p, napi_typedarray_type type, const void* src, size_t n, size_t elem) {
   napi_value ab = NULL, ta;
   void* data = NULL;
-  bool detached = true;
-  if (p->ref && napi_get_reference_value(env, p->ref, &ab) == napi_ok && ab) napi_is_detached_arraybuffer(env, ab, &detached);
-  if (detached) {
-    if (p->ref) napi_delete_reference(env, p->ref);
-    p->ref = NULL;
+  size_t len = 0;
+  // A detached buffer reads as no data and length 0.
+  if (!p->ref || napi_get_reference_value(env, p->ref, &ab) != napi_ok || !ab || napi_get_arraybuffer_info(env, ab, &data, &len) != napi_ok || len < p->bytes) {
+    pinned_free(env, p);
     if (napi_create_arraybuffer(env, p->bytes, &data, &ab) != napi_ok || napi_create_reference(env, ab, 1, &p->ref) != napi_ok) return NULL;
-  } else if (napi_get_arraybuffer_info(env, ab, &data, NULL) != napi_ok) {
-    return NULL;
   }
   if (n) memcpy(data, src, n * elem);
   if (napi_create_typedarray(env, type, n, ab, 0, &ta) != napi_ok) return NULL;
   return ta;
-}
-
-static void pinned_free(napi_env env, pinned_t* p) {
-  if (p->ref) napi_delete_reference(env, p->ref);
-  p->ref = NULL;
 }
 
 static napi_value num(napi_env env, double v) {

@@ -29,8 +29,8 @@ const MUTANTS = [
   ['linger-uncapped', 'if (discard(fd) || r->lingering >= r->max_lingering) {', 'if (discard(fd)) {'],
   ['no-fin-after-busy', '  shutdown(fd, SHUT_WR);\n', ''],
   ['linger-no-deadline', 'while (r->head && r->head->deadline <= now) linger_end(r, r->head);', 'while (0) linger_end(r, r->head);'],
-  ['batch-buffer-per-call', '  if (p->ref && napi_get_reference_value(env, p->ref, &ab) == napi_ok && ab) napi_is_detached_arraybuffer(env, ab, &detached);', '  (void)0;'],
-  ['batch-buffer-detached-written', '  if (p->ref && napi_get_reference_value(env, p->ref, &ab) == napi_ok && ab) napi_is_detached_arraybuffer(env, ab, &detached);', '  if (p->ref && napi_get_reference_value(env, p->ref, &ab) == napi_ok && ab) detached = false;'],
+  ['batch-buffer-per-call', '  if (!p->ref || napi_get_reference_value(', '  if (1 || napi_get_reference_value('],
+  ['batch-buffer-detached-written', ' != napi_ok || len < p->bytes) {', ' != napi_ok) {'],
 ];
 
 const only = process.argv[2];

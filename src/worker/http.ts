@@ -6,7 +6,7 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import { createServer as createHttpsServer } from 'node:https';
 import { createSecureServer, type Http2ServerRequest, type Http2ServerResponse, type Http2Session } from 'node:http2';
 import type { Socket } from 'node:net';
-import { socketErrorReason, tlsSocketOf, type Credentials } from './tls.js';
+import { parentOf, socketErrorReason, tlsSocketOf, type Credentials } from './tls.js';
 import type { HttpHandler, UpgradeHandler } from '../handler/load.js';
 import type { Logger } from '../log.js';
 import type { AcceptorOptions } from '../options.js';
@@ -71,8 +71,7 @@ export function createHttp(handler: HttpHandler, opts: AcceptorOptions, counters
     // Its HTTP/1.1 side reads these from the server object, as node:http does.
     Object.assign(h2, timeouts);
     h2.on('session', (s: Http2Session) => {
-      // session.socket is a proxy to the TLS socket; `_parent` through it is the raw connection.
-      sessions.set(s, (s.socket as unknown as { _parent?: object })._parent ?? s);
+      sessions.set(s, parentOf(s.socket) ?? s);
       // Stryker disable next-line ArrowFunction,StringLiteral: forgetting a closed session saves memory; closing it again at a drain does nothing
       s.once('close', () => sessions.delete(s));
       if (draining) s.close();

@@ -72,6 +72,13 @@ export function loadCredentials(opts: Pick<AcceptorOptions, 'tlsCert' | 'tlsKey'
 // Stryker disable next-line StringLiteral: equivalent, any other stand-in for a missing code lacks the prefix too
 export const socketErrorReason = (err: NodeJS.ErrnoException): 'tls_handshake' | 'client_reset' => ((err.code ?? '').startsWith('ERR_SSL_') ? 'tls_handshake' : 'client_reset');
 
+/**
+ * The connection a TLS socket wraps: Node keeps it as `_parent` (Node 20–24; countOnce counts
+ * there too). Where it does not, handshake times go unobserved. Read through an HTTP/2 session's
+ * socket proxy too, while the session has its socket.
+ */
+export const parentOf = (s: object): Socket | undefined => (s as { _parent?: Socket })._parent ?? undefined;
+
 /** The wrapped connection of each TLS socket, and back: metrics and drains work on the former. */
 const wrapper = new WeakMap<Socket, TLSSocket>();
 
@@ -85,9 +92,6 @@ export const tlsSocketOf = (raw: Socket): TLSSocket | undefined => wrapper.get(r
  */
 export function terminateTls(server: TlsServer, counters: Counters, handshake: Histogram | undefined, log: Logger): (raw: Socket) => void {
   const started = new WeakMap<Socket, number>();
-  // Node keeps the socket a TLSSocket wraps as `_parent` (Node 20–24; countOnce counts there
-  // too); where it does not, the handshake time is not observed.
-  const parentOf = (s: TLSSocket): Socket | undefined => (s as unknown as { _parent?: Socket })._parent ?? undefined;
   server.on('secureConnection', (s: TLSSocket) => {
     const raw = parentOf(s);
     if (!raw) return;
