@@ -135,20 +135,45 @@ export function feed(server: Server, socket: net.Socket): void {
   server.emit('connection', socket);
 }
 
-type AcceptOptions = { allowHalfOpen?: boolean; noDelay?: boolean; keepAlive?: boolean; keepAliveInitialDelay?: number };
+type AcceptOptions = { allowHalfOpen?: boolean; noDelay?: boolean; keepAlive?: boolean; keepAliveInitialDelay?: number; pauseOnConnect?: boolean; highWaterMark?: number };
+
+/** The stream internals net.Socket's constructor sets from `pauseOnCreate` and the high-water marks. */
+type SocketInternals = {
+  _handle: { reading: boolean; readStop(): number } | null;
+  _readableState: { reading: boolean; flowing: boolean | null; highWaterMark: number };
+  _writableState: { highWaterMark: number };
+};
 
 /**
  * Gives a connection handed to this worker what `server`'s own accept would give it from the
  * server's options (lib/net.js onconnection): no Nagle delay where it asks (node:http and https do
  * by default: without it a response written in two parts waits for the client's delayed ACK,
- * 40 ms), keep-alive probes, and a half-open socket (a client's FIN does not end the reply). Not
- * half-open where a TLS server of the acceptor's stands in front (`halfOpen` false): that one
- * owns the socket.
+ * 40 ms), keep-alive probes, a half-open socket (a client's FIN does not end the reply), its stream
+ * buffer size (`highWaterMark`), and a socket that reads nothing until the app resumes it
+ * (`pauseOnConnect`: an app that connects upstream first, or hands the socket to another process,
+ * finds every byte still in the kernel). The last three only where the server owns the socket
+ * (`direct`): not where a TLS server of the acceptor's stands in front and reads it.
  */
-export function adopt(server: Server, socket: net.Socket, halfOpen: boolean): void {
+export function adopt(server: Server, socket: net.Socket, direct: boolean): void {
   const o = server as unknown as AcceptOptions;
-  if (halfOpen && o.allowHalfOpen) socket.allowHalfOpen = true;
+  if (direct && o.allowHalfOpen) socket.allowHalfOpen = true;
   if (o.noDelay) socket.setNoDelay(true);
   // The server keeps the delay in seconds, as its accept passes it to the handle.
   if (o.keepAlive) socket.setKeepAlive(true, (o.keepAliveInitialDelay ?? 0) * 1000);
+  if (!direct) return;
+  const s = socket as unknown as SocketInternals;
+  // Every server has one (node's default unless set): the socket was made with that default.
+  if (o.highWaterMark !== undefined && o.highWaterMark !== s._readableState.highWaterMark) {
+    s._readableState.highWaterMark = o.highWaterMark;
+    s._writableState.highWaterMark = o.highWaterMark;
+  }
+  if (o.pauseOnConnect && s._handle) {
+    // As the constructor's pauseOnCreate. The socket was made reading, in this same tick, so
+    // nothing has been read yet; its pending read(0) is undone too, or resume() would never
+    // start the handle again.
+    s._handle.reading = false;
+    s._handle.readStop();
+    s._readableState.reading = false;
+    s._readableState.flowing = false;
+  }
 }

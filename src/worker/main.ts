@@ -209,10 +209,11 @@ function onClose(this: Socket): void {
 // Where a connection goes, chosen once: the accept path makes no choice per connection.
 const httpServer = http?.server;
 const deliver: (socket: Socket) => void = tls ?? appServer?.take ?? (httpServer ? (s) => void httpServer.emit('connection', s) : serveTcp);
-// The server whose options (noDelay, keep-alive, half-open) each connection gets, as its own accept
-// would give them: the app's, or the acceptor's HTTP server. A bare TCP handler has none.
+// The server whose options (noDelay, keep-alive, half-open, pauseOnConnect, highWaterMark) each
+// connection gets, as its own accept would give them: the app's, or the acceptor's HTTP server. A
+// bare TCP handler has none. `direct`: no TLS server of the acceptor's stands between.
 const optionsFrom = ownServer ?? httpServer;
-const halfOpen = appServer?.tlsServer === undefined;
+const direct = appServer?.tlsServer === undefined;
 
 const refuse = makeRefuse(busyFor(opts));
 
@@ -247,7 +248,7 @@ function serve(socket: Socket, key = 0): void {
   // primary counts its slot.)
   if (handoff && ownServer && refusedByApp(ownServer, socket)) return;
   handled++;
-  if (optionsFrom) adopt(optionsFrom, socket, halfOpen);
+  if (optionsFrom) adopt(optionsFrom, socket, direct);
   deliver(socket);
 }
 

@@ -1,5 +1,6 @@
 // Form 1: apps that start their own server, as each framework's docs write them, run unchanged.
 import t from 'tap';
+import { spawn } from 'node:child_process';
 import { battery, type AppCase } from '../helpers/apps.js';
 import { fixture, start, within } from '../helpers/cli.js';
 import { rawClient } from '../helpers/http.js';
@@ -24,6 +25,29 @@ for (const strategy of ['handoff', 'shared'] as const) {
     const c = rawClient(acc.port);
     c.s.end('hello world');
     t.same(await within(c.closed.then((r) => r.data), 'the answer after the FIN', acc), 'got 11 bytes\n');
+    t.equal(await read(acc.metricsPort, 'acceptor_connections_handled_total{worker="1"}'), 1);
+  });
+}
+
+// pauseOnConnect and highWaterMark: the app's socket has read nothing until the app resumes it, and
+// has the app's buffer size, exactly as under node (the same app run by node itself is the reference).
+const PAUSED = '{"bytesRead":0,"flowing":false,"hwm":[1234,1234]}\nhello';
+async function pausedAnswer(port: number): Promise<string> {
+  const c = rawClient(port);
+  c.s.end('hello');
+  return (await c.closed).data;
+}
+t.test('node itself: the paused app reads nothing for 300 ms, then echoes (the reference)', async (t) => {
+  const app = spawn(process.execPath, [fixture('apps/net-paused.mjs')], { env: { ...process.env, PORT: '0' }, stdio: ['ignore', 'pipe', 'inherit'] });
+  t.teardown(() => void app.kill('SIGKILL'));
+  const port = await within(new Promise<number>((r) => app.stdout.on('data', (d: Buffer) => { const m = /listening on (\d+)/.exec(String(d)); if (m) r(Number(m[1])); })), 'the app listening');
+  t.equal(await within(pausedAnswer(port), 'the answer'), PAUSED);
+});
+for (const args of [['--strategy', 'handoff', '--transport', 'fdpass'], ['--strategy', 'handoff', '--transport', 'ipc'], ['--strategy', 'shared'], ['--strategy', 'round-robin']]) {
+  t.test(`${args.join(' ')}: a node:net app with pauseOnConnect and highWaterMark gets a socket paused and sized as under node`, async (t) => {
+    const acc = await start(['--workers', '1', ...args, '--protocol', 'tcp', fixture('apps/net-paused.mjs')]);
+    t.teardown(() => acc.stop('SIGKILL'));
+    t.equal(await within(pausedAnswer(acc.port), 'the answer', acc), PAUSED);
     t.equal(await read(acc.metricsPort, 'acceptor_connections_handled_total{worker="1"}'), 1);
   });
 }

@@ -137,3 +137,16 @@ t.test("adopt: a connection gets what its server's own accept gives it, from tha
     t.same([socket.allowHalfOpen, noDelay.args(), keepAlive.args()], expected, name);
   }
 });
+
+t.test('adopt: pauseOnConnect and highWaterMark only where the server owns the socket; behind the TLS server it reads on, at the default size', async (t) => {
+  const server = createNetServer({ pauseOnConnect: true, highWaterMark: 1234 });
+  const direct = await accepted(t);
+  adopt(server, direct, true);
+  const behind = await accepted(t);
+  const size = behind.readableHighWaterMark;
+  adopt(server, behind, false);
+  const state = (s: Socket): unknown[] => [s.readableFlowing, (s as unknown as { _handle: { reading: boolean } })._handle.reading, s.readableHighWaterMark, s.writableHighWaterMark];
+  t.same(state(direct), [false, false, 1234, 1234]);
+  t.same(state(behind), [null, true, size, size]);
+  t.not(size, 1234);
+});
