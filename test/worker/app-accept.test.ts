@@ -4,7 +4,7 @@
 import t from 'tap';
 import { BlockList, createServer, Server, type ServerOpts, type Socket } from 'node:net';
 import { appLimit, atAppLimit, blocked } from '../../src/worker/app-accept.js';
-import { fixture, start, within } from '../helpers/cli.js';
+import { fixture, start, until, within } from '../helpers/cli.js';
 import { get, rawClient, rawRequest } from '../helpers/http.js';
 import { scrape, untilValue, value } from '../helpers/metrics.js';
 
@@ -144,3 +144,17 @@ for (const strategy of ['handoff', 'shared'] as const) {
     t.same([handled(m), value(m, 'acceptor_connections_rejected_total{reason="blocked"}'), value(m, 'acceptor_connections_rejected_total{reason="worker_full"}')], keepsBlockList ? [1, 1, 0] : [2, 0, 0]);
   });
 }
+
+// Node's accept checks the limit first, then the blockList: a denied client that comes past the
+// limit is refused for the limit ('drop'). Under `shared` the worker accepts, so it meets both.
+t.test(`shared: past the app's maxConnections, a client its blockList denies is refused for the limit, as node's accept orders them: told busy, counted worker_full, not blocked${keepsBlockList ? '' : ' (this Node keeps no blockList: the same)'}`, async (t) => {
+  const acc = await start(['--workers', '1', '--strategy', 'shared', '--protocol', 'tcp', fixture('apps/block-list.mjs')], { env: { APP_MAX_CONNECTIONS: '1' } });
+  t.teardown(() => acc.stop('SIGKILL'));
+  const held = rawClient(acc.port, '127.0.0.1', '127.0.0.1');
+  await within(until(() => held.data() === 'hello\n'), 'the first connection served', acc);
+  t.equal(await within(from('127.0.0.2', acc.port), 'the denied client past the limit ends', acc), 'busy\r\n');
+  held.s.end();
+  t.equal((await within(held.closed, 'the held connection ends', acc)).data, 'hello\n');
+  const m = await scrape(acc.metricsPort);
+  t.same([handled(m), value(m, 'acceptor_connections_rejected_total{reason="worker_full"}'), value(m, 'acceptor_connections_rejected_total{reason="blocked"}')], [1, 1, 0]);
+});
