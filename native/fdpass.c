@@ -953,7 +953,9 @@ static napi_value js_receiver(napi_env env, napi_callback_info info) {
   if (!rx) return throw_errno(env, "receiver", ENOMEM);
   rx->fd = fd;
   rx->fds_js.bytes = sizeof rx->fds;
-  rx->at_js.bytes = rx->keys_js.bytes = rx->lost_keys_js.bytes = sizeof rx->at;
+  rx->at_js.bytes = sizeof rx->at;
+  rx->keys_js.bytes = sizeof rx->keys;
+  rx->lost_keys_js.bytes = sizeof rx->lost_keys;
   uv_loop_t* loop;
   CHECK(napi_get_uv_event_loop(env, &loop));
   if (cb_init(env, argv[1], "acceptor.fdpass.receive", &rx->onbatch) != 0 || uv_poll_init(loop, &rx->poll, fd) != 0) {

@@ -156,11 +156,11 @@ type SocketInternals = {
  */
 export function adopt(server: Server, socket: net.Socket, direct: boolean): void {
   const o = server as unknown as AcceptOptions;
-  if (direct && o.allowHalfOpen) socket.allowHalfOpen = true;
   if (o.noDelay) socket.setNoDelay(true);
   // The server keeps the delay in seconds, as its accept passes it to the handle.
   if (o.keepAlive) socket.setKeepAlive(true, (o.keepAliveInitialDelay ?? 0) * 1000);
   if (!direct) return;
+  if (o.allowHalfOpen) socket.allowHalfOpen = true;
   const s = socket as unknown as SocketInternals;
   // Every server has one (node's default unless set): the socket was made with that default.
   if (o.highWaterMark !== undefined && o.highWaterMark !== s._readableState.highWaterMark) {
